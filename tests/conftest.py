@@ -1,0 +1,99 @@
+"""Shared fixtures: the default model, a tiny random Llama, and a SentencePiece (Llama-style) tokenizer, all offline."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from echo_embeddings import EchoEncoder, load_model
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
+
+
+def stsb_sentences(n: int) -> list[str]:
+    """The first ``n`` distinct sentence1 values of STS-B train."""
+    seen: dict[str, None] = {}
+    with open(STSB_TRAIN, encoding="utf-8") as f:
+        for line in f:
+            seen.setdefault(json.loads(line)["sentence1"], None)
+            if len(seen) == n:
+                break
+    return list(seen)
+
+
+@pytest.fixture(scope="session")
+def default_encoder() -> EchoEncoder:
+    """SmolLM2-135M-Instruct, the default model, on CPU in fp32."""
+    return EchoEncoder.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def smollm_tokenizer():
+    """The default model's tokenizer (byte-level BPE, no BOS added)."""
+    return load_model().tokenizer
+
+
+@pytest.fixture(scope="session")
+def sp_tokenizer_dir(tmp_path_factory) -> Path:
+    """A SentencePiece BPE tokenizer trained offline on STS-B, loaded as a Llama tokenizer (adds BOS)."""
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(stsb_sentences(3000)),
+        model_writer=model,
+        vocab_size=1000,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    path = tmp_path_factory.mktemp("sp_tokenizer")
+    (path / "tokenizer.model").write_bytes(model.getvalue())
+    LlamaTokenizer.from_pretrained(path, add_bos_token=True).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sp_tokenizer(sp_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(sp_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
+    """A tiny randomly initialised Llama causal LM with the SentencePiece tokenizer, saved like a hub checkpoint."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(sp_tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny_llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir) -> EchoEncoder:
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu")

@@ -1,0 +1,155 @@
+"""EchoEncoder on a tiny random Llama: pooling positions, batching, order, bad input, threads."""
+
+import random
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from echo_embeddings import EchoEncoder, TruncationWarning, load_model
+
+from .conftest import stsb_sentences
+
+
+def cos(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_mean_over_second_copy_matches_a_manual_forward(tiny_encoder):
+    raw = EchoEncoder(tiny_encoder._loaded, normalize=False)
+    text = "A man is playing a guitar."
+    tok = raw.tokenizer
+    text_ids = tok(text, add_special_tokens=False)["input_ids"]
+    head = tok("Rewrite the following sentence:")["input_ids"]  # with the tokenizer's own BOS
+    middle = tok("\nThe rewritten sentence:", add_special_tokens=False)["input_ids"]
+    ids = head + text_ids + middle + text_ids
+    with torch.inference_mode():
+        hidden = raw.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    expected = hidden[-len(text_ids) :].mean(0).numpy()
+    np.testing.assert_allclose(raw.encode([text])[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_last_pooling_takes_the_final_pooled_token(tiny_encoder):
+    last = EchoEncoder(tiny_encoder._loaded, pooling="last", normalize=False)
+    items = last.template_tokenizer(["hello there"])
+    with torch.inference_mode():
+        hidden = last.model(input_ids=torch.tensor([items[0].input_ids])).last_hidden_state[0]
+    np.testing.assert_allclose(last.encode(["hello there"])[0], hidden[items[0].pool_end - 1].numpy(), rtol=1e-5)
+
+
+def test_shape_dtype_and_norm(tiny_encoder):
+    out = tiny_encoder.encode(["one", "two", "three"])
+    assert out.shape == (3, tiny_encoder.dim) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    empty = tiny_encoder.encode([])
+    assert empty.shape == (0, tiny_encoder.dim) and empty.dtype == np.float32
+
+
+def test_batch_invariance_and_order(tiny_encoder):
+    texts = stsb_sentences(40)
+    alone = np.stack([tiny_encoder.encode([t])[0] for t in texts[:8]])
+    together = tiny_encoder.encode(texts, batch_size=7)
+    for a, b in zip(alone, together[:8]):
+        assert cos(a, b) >= 0.9999
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    shuffled = tiny_encoder.encode([texts[i] for i in order], batch_size=5)
+    for row, i in enumerate(order):
+        assert cos(shuffled[row], together[i]) >= 0.9999
+
+
+def test_duplicates_get_identical_rows(tiny_encoder):
+    out = tiny_encoder.encode(["same", "other", "same"])
+    np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_queries_and_documents(tiny_encoder):
+    instruct = EchoEncoder(tiny_encoder._loaded, template="echo-instruct")
+    docs = instruct.encode_documents(["cats purr"])
+    queries = instruct.encode_queries(["cats purr"])
+    other = instruct.encode_queries(["cats purr"], instruction="Find pet facts")
+    assert cos(docs[0], queries[0]) < 0.9999 and cos(queries[0], other[0]) < 0.9999
+    np.testing.assert_array_equal(instruct.encode(["cats purr"]), docs)
+
+
+def test_non_strings_are_named(tiny_encoder):
+    with pytest.raises(TypeError, match=r"texts\[2\] is int"):
+        tiny_encoder.encode(["a", "b", 3])
+    with pytest.raises(TypeError, match=r"texts\[0\] is NoneType"):
+        tiny_encoder.encode([None])
+    with pytest.raises(TypeError, match="not a single str"):
+        tiny_encoder.encode("a sentence")
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        tiny_encoder.encode(["a"], batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "   \n\t ", "{text}", "{{text}} {instruction} {eos*}", "\x00\x07\x1b[31m", "🙂" * 50, "x" * 100_000],
+)
+def test_odd_texts_embed_as_plain_text(tiny_encoder, text):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = tiny_encoder.encode([text, "normal text"])
+        again = tiny_encoder.encode([text, "normal text"])
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, again)  # deterministic
+    truncations = [w for w in caught if w.category is TruncationWarning]
+    assert len(truncations) == (2 if len(text) > 10_000 else 0)
+
+
+def test_template_markers_in_text_are_not_interpreted(tiny_encoder):
+    marked, literal = tiny_encoder.encode(["{text}", "{ text }"])
+    assert cos(marked, literal) < 0.9999
+    items = tiny_encoder.template_tokenizer(["{text}"])
+    pooled = items[0].input_ids[items[0].pool_start : items[0].pool_end]
+    assert tiny_encoder.tokenizer.decode(pooled).strip() == "{text}"
+
+
+def test_truncation_warns_once_with_the_count(tiny_encoder):
+    short = EchoEncoder(tiny_encoder._loaded, max_length=48)
+    long = " ".join(["word"] * 200)
+    with pytest.warns(TruncationWarning, match="2 of 3 texts") as caught:
+        out = short.encode([long, "short", long + " more"])
+    assert len([w for w in caught if issubclass(w.category, TruncationWarning)]) == 1
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[0], out[2], atol=1e-6)  # identical once cut to the same head
+
+
+def test_concurrent_calls_match_sequential(tiny_encoder):
+    batches = [stsb_sentences(60)[i::4] for i in range(4)]
+    sequential = [tiny_encoder.encode(b, batch_size=4) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda b: tiny_encoder.encode(b, batch_size=4), batches * 3))
+    for i, out in enumerate(concurrent):
+        np.testing.assert_allclose(out, sequential[i % 4], atol=1e-5)
+
+
+def test_models_are_shared(tiny_model_dir, tiny_encoder):
+    again = EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu", template="classical")
+    assert again.model is tiny_encoder.model
+    assert load_model(str(tiny_model_dir), device="cpu", dtype="float32").model is tiny_encoder.model
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pooling": "max"}, "unknown pooling 'max'"),
+        ({"template": "ecco"}, "unknown template 'ecco'"),
+        ({"max_length": 0}, "max_length must be"),
+        ({"max_length": 10**6}, "max_length must be"),
+        ({"max_length": 12}, "leaves no room"),
+    ],
+)
+def test_bad_settings_fail_at_construction(tiny_encoder, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EchoEncoder(tiny_encoder._loaded, **kwargs)
+
+
+def test_bad_dtype_and_missing_gguf():
+    with pytest.raises(ValueError, match="unknown dtype 'float33'"):
+        load_model("whatever", dtype="float33")
+    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+        load_model("/nonexistent/nope.gguf")
