@@ -23,7 +23,7 @@ def pooled_states(encoder, template, texts):
     with torch.inference_mode():
         hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     copies = [item.input_ids[item.pool_start : item.pool_end] for item in items]
-    shared = next(i for i, (a, b) in enumerate(zip(*copies)) if a != b)
+    shared = next(i for i, (a, b) in enumerate(zip(*copies, strict=False)) if a != b)
     states = [hidden[row, item.pool_start : item.pool_end] for row, item in enumerate(items)]
     return states, shared
 

@@ -1,4 +1,4 @@
-"""Which tokens are pooled: exactly the second copy, with both copies identical, for BPE and SentencePiece tokenizers."""
+"""Which tokens are pooled: exactly the second copy, both copies identical, for BPE and SentencePiece tokenizers."""
 
 import pytest
 

