@@ -1,0 +1,5 @@
+"""LangChain integration of echo embeddings."""
+
+from langchain_echo.embeddings import EchoEmbeddings
+
+__all__ = ["EchoEmbeddings"]

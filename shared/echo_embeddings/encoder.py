@@ -105,6 +105,13 @@ class EchoEncoder:
     def device(self) -> torch.device:
         return self._loaded.device
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the recipe, not the weights: unpickling loads the model, or reuses it if this process has it."""
+        settings = dict(
+            template=self.template, pooling=self.pooling, max_length=self.max_length, normalize=self.normalize
+        )
+        return (_from_recipe, (self.model_name, self._loaded.load_kwargs, settings))
+
     def __repr__(self) -> str:
         return (
             f"EchoEncoder(model_name={self.model_name!r}, template={self.template.name!r}, pooling={self.pooling!r}, "
@@ -180,6 +187,10 @@ class EchoEncoder:
         if self.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.cpu().numpy()
+
+
+def _from_recipe(model_name: str, load_kwargs: dict[str, Any], settings: dict[str, Any]) -> EchoEncoder:
+    return EchoEncoder(load_model(model_name, **load_kwargs), **settings)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

