@@ -13,6 +13,10 @@ from echo_embeddings import EchoEncoder, load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
+HERE = Path(__file__).parent
+
+# Document/query pairs where documents share their opening and differ only late (classical embeddings' blind spot).
+LATE_INFORMATION = [json.loads(line) for line in open(HERE / "data" / "late_information.jsonl", encoding="utf-8")]
 
 
 def stsb_sentences(n: int) -> list[str]:

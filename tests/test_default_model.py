@@ -8,7 +8,9 @@ import numpy as np
 from echo_embeddings import DEFAULT_MODEL, EchoEncoder, load_model
 from echo_embeddings.models import bundled_default_gguf, cache_dir
 
-TRIPLES = [json.loads(line) for line in open(Path(__file__).parent / "data" / "toy_triples.jsonl", encoding="utf-8")]
+from .conftest import HERE
+
+TRIPLES = [json.loads(line) for line in open(HERE / "data" / "toy_triples.jsonl", encoding="utf-8")]
 
 
 def test_default_model_loads_offline_from_the_converted_cache(default_encoder):

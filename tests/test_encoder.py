@@ -153,3 +153,31 @@ def test_bad_dtype_and_missing_gguf():
         load_model("whatever", dtype="float33")
     with pytest.raises(FileNotFoundError, match="nope.gguf"):
         load_model("/nonexistent/nope.gguf")
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "qwen2", "gemma"])
+def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
+    """Any causal LM loads through AutoModel; tokenizers without a pad token (GPT-2) still batch."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sizes = {"gpt2": dict(n_embd=32, n_layer=2, n_head=2, n_positions=256)}.get(
+        architecture,
+        dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=256,
+        ),
+    )
+    config = AutoConfig.for_model(architecture, vocab_size=len(smollm_tokenizer), **sizes)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    smollm_tokenizer.save_pretrained(tmp_path)
+    encoder = EchoEncoder.from_pretrained(str(tmp_path), device="cpu", max_length=256)
+    texts = stsb_sentences(12)
+    together = encoder.encode(texts, batch_size=5)
+    assert together.shape == (12, 32) and np.isfinite(together).all()
+    assert cos(together[3], encoder.encode([texts[3]])[0]) >= 0.9999

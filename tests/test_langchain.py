@@ -12,33 +12,7 @@ from pydantic import ValidationError
 from echo_embeddings import TruncationWarning
 from langchain_echo import EchoEmbeddings
 
-# Documents that share their opening and differ only late: the case classical (single-copy) embeddings confuse.
-RETRIEVAL = [
-    (
-        "Company policy on remote work: staff may work from home two days every week.",
-        "Can I work from home a couple of days per week?",
-    ),
-    (
-        "Company policy on remote work: staff must be at the office every single day.",
-        "Do I have to come into the office daily?",
-    ),
-    (
-        "The museum is open every day of the week, and entry is free for children under twelve.",
-        "Do kids pay to get into the museum?",
-    ),
-    (
-        "The museum is open every day of the week, and it closes at eight in the evening.",
-        "What time does the museum close at night?",
-    ),
-    (
-        "The recipe needs two cups of flour and one egg, then bake it for forty minutes.",
-        "How long should it stay in the oven?",
-    ),
-    (
-        "The recipe needs two cups of flour and one egg, and you can replace the egg with a banana.",
-        "Is there a substitute for the egg?",
-    ),
-]
+from .conftest import LATE_INFORMATION
 
 
 class TestEchoEmbeddingsUnit(EmbeddingsUnitTests):
@@ -74,10 +48,9 @@ def tiny_embeddings(tiny_model_dir) -> EchoEmbeddings:
 
 
 def test_vector_store_retrieves_by_late_information(default_embeddings):
-    docs = [doc for doc, _ in RETRIEVAL]
-    store = InMemoryVectorStore.from_texts(docs, default_embeddings)
+    store = InMemoryVectorStore.from_texts([pair["document"] for pair in LATE_INFORMATION], default_embeddings)
     retriever = store.as_retriever(search_kwargs={"k": 1})
-    hits = [retriever.invoke(query)[0].page_content == doc for doc, query in RETRIEVAL]
+    hits = [retriever.invoke(pair["query"])[0].page_content == pair["document"] for pair in LATE_INFORMATION]
     assert all(hits), hits
 
 

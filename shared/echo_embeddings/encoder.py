@@ -14,6 +14,7 @@ from .batching import collate, plan_batches
 from .models import DType, LoadedModel, load_model
 from .pooling import POOLING_METHODS, PoolingMethod, pool
 from .templates import Template, TemplateLike, resolve_template
+from .texts import check_texts
 from .tokenization import TemplateTokenizer
 
 TOKENS_PER_TEXT = 256
@@ -145,7 +146,7 @@ class EchoEncoder:
         prompt when the template has none. Texts too long for ``max_length`` are cut (a :class:`TruncationWarning`
         says how many); a text with no tokens (``""``) is embedded as the EOS token in its place.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -191,13 +192,3 @@ class EchoEncoder:
 
 def _from_recipe(model_name: str, load_kwargs: dict[str, Any], settings: dict[str, Any]) -> EchoEncoder:
     return EchoEncoder(load_model(model_name, **load_kwargs), **settings)
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts must be a list of strings, not a single {type(texts).__name__}: wrap it in a list")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str: {text!r:.80}")
-    return texts
