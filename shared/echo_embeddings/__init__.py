@@ -16,6 +16,7 @@ from .templates import TEMPLATES, Pattern, Template
 if TYPE_CHECKING:
     from .encoder import EchoEncoder, TruncationWarning
     from .models import load_model
+    from .st import load_sentence_transformer, sentence_transformer
 
 __version__ = "0.1.0"
 
@@ -26,9 +27,21 @@ _LAZY = {
     "EchoEncoder": "encoder",
     "TruncationWarning": "encoder",
     "load_model": "models",
+    "sentence_transformer": "st",
+    "load_sentence_transformer": "st",
 }
 
-__all__ = ["DEFAULT_MODEL", "TEMPLATES", "EchoEncoder", "Pattern", "Template", "TruncationWarning", "load_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "TEMPLATES",
+    "EchoEncoder",
+    "Pattern",
+    "Template",
+    "TruncationWarning",
+    "load_model",
+    "load_sentence_transformer",
+    "sentence_transformer",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -64,8 +64,9 @@ def load_model(
     dtype: DType = None,
     model_kwargs: dict[str, Any] | None = None,
     cache_folder: str | os.PathLike | None = None,
+    shared: bool = True,
 ) -> LoadedModel:
-    """Load (or reuse) a causal LM's base model and tokenizer.
+    """Load (or reuse) a causal LM's base model and tokenizer, in eval mode.
 
     Args:
         model_name: a hub id, a local folder, a ``.gguf`` file, or None for :data:`DEFAULT_MODEL`.
@@ -73,11 +74,15 @@ def load_model(
         dtype: a torch dtype or its name; None picks bfloat16 on CUDA and float32 elsewhere.
         model_kwargs: passed to ``AutoModel.from_pretrained`` (revision, trust_remote_code, attn_implementation, ...).
         cache_folder: the Hugging Face download cache (``cache_dir``).
+        shared: reuse a model this process already loaded with the same arguments (and offer this one for
+            reuse). False gives a private copy, for code that moves, casts or trains it.
     """
     name = str(model_name) if model_name is not None else DEFAULT_MODEL
     device = torch.device(device) if device is not None else default_device()
     torch_dtype = resolve_dtype(dtype, device)
     kwargs = dict(model_kwargs or {})
+    if not shared:
+        return _load(name, device, torch_dtype, kwargs, cache_folder)
     key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder))
     with _load_lock:
         loaded = _loaded.get(key)
@@ -205,5 +210,5 @@ def _load(
                 f"Install it offline with:  {DEFAULT_MODEL_INSTALL}"
             ) from err
         raise
-    model.eval().requires_grad_(False)
+    model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs)

@@ -211,3 +211,13 @@ def resolve_template(spec: TemplateLike) -> Template:
             instruction=spec.get("instruction"),
         )
     raise TypeError(f"template must be a name, a pattern string, a mapping or a Template, got {type(spec).__name__}")
+
+
+def template_spec(template: Template) -> str | dict[str, str]:
+    """A JSON-able form of ``template`` that :func:`resolve_template` turns back into an equal Template."""
+    if TEMPLATES.get(template.name) == template:
+        return template.name
+    spec = {"name": template.name, "document": str(template.document), "query": str(template.query)}
+    if template.instruction is not None:
+        spec["instruction"] = template.instruction
+    return spec

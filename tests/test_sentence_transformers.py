@@ -1,0 +1,124 @@
+"""The sentence-transformers modules: same vectors as EchoEncoder, prompts, save/load, training, evaluators."""
+
+import json
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from echo_embeddings import EchoEncoder, TruncationWarning, load_sentence_transformer, sentence_transformer
+
+from .conftest import DATA
+
+TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "", "Braces {text} stay text"]
+
+
+def rowwise_cos(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_st(tiny_model_dir):
+    return sentence_transformer(str(tiny_model_dir), template="echo-instruct", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_echo(tiny_model_dir):
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), template="echo-instruct", device="cpu")
+
+
+def test_same_vectors_as_echo_encoder(tiny_st, tiny_echo):
+    assert (rowwise_cos(tiny_st.encode(TEXTS), tiny_echo.encode(TEXTS)) >= 0.9999).all()
+    assert (rowwise_cos(tiny_st.encode_document(TEXTS), tiny_echo.encode_documents(TEXTS)) >= 0.9999).all()
+    assert (rowwise_cos(tiny_st.encode_query(TEXTS), tiny_echo.encode_queries(TEXTS)) >= 0.9999).all()
+
+
+def test_prompt_fills_the_instruction_slot(tiny_st, tiny_echo):
+    st = tiny_st.encode_query(TEXTS, prompt="Retrieve recipes")
+    assert (rowwise_cos(st, tiny_echo.encode_queries(TEXTS, instruction="Retrieve recipes")) >= 0.9999).all()
+    assert (rowwise_cos(st, tiny_echo.encode_queries(TEXTS)) < 0.9999).any()
+
+
+def test_bad_inputs(tiny_st):
+    assert tiny_st.encode([]).shape[0] == 0
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        tiny_st.encode(["fine", 5])
+    with pytest.warns(TruncationWarning):
+        tiny_st.encode(["word " * 5000])
+
+
+def test_save_and_load(tiny_st, tmp_path):
+    tiny_st.save(str(tmp_path))
+    config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
+    assert set(config["prompts"]) >= {"query", "document"}
+    assert config["requirements"]["echo-embeddings"]["specifier"].startswith(">=")
+    assert json.loads((tmp_path / "echo_config.json").read_text()) == {
+        "template": "echo-instruct",
+        "max_seq_length": 512,
+    }
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        SentenceTransformer(str(tmp_path))
+    expected = tiny_st.encode_query(TEXTS)
+    for loaded in (
+        SentenceTransformer(str(tmp_path), trust_remote_code=True),
+        load_sentence_transformer(str(tmp_path)),
+    ):
+        assert (rowwise_cos(loaded.encode_query(TEXTS), expected) >= 0.9999).all()
+        assert loaded.max_seq_length == 512
+
+
+def test_custom_template_survives_save(tiny_model_dir, tmp_path):
+    model = sentence_transformer(str(tiny_model_dir), template="Echo: {text} / {text}", max_length=64, device="cpu")
+    model.save(str(tmp_path))
+    loaded = load_sentence_transformer(str(tmp_path))
+    assert loaded[0].template == model[0].template and loaded.max_seq_length == 64
+    assert (rowwise_cos(loaded.encode(TEXTS), model.encode(TEXTS)) >= 0.9999).all()
+
+
+def test_trainer_lowers_the_loss_and_the_result_reloads(tiny_model_dir, tmp_path):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    pairs = []
+    with open(DATA / "sts" / "stsb-train.jsonl", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["score"] >= 4:
+                pairs.append({"anchor": row["sentence1"], "positive": row["sentence2"]})
+            if len(pairs) == 64:
+                break
+    model = sentence_transformer(str(tiny_model_dir), device="cpu")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        num_train_epochs=6,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(pairs), loss=MultipleNegativesRankingLoss(model)
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 24
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+    model.save(str(tmp_path / "trained"))
+    reloaded = load_sentence_transformer(str(tmp_path / "trained"))
+    assert (rowwise_cos(reloaded.encode(TEXTS), model.encode(TEXTS)) >= 0.9999).all()
+
+
+def test_embedding_similarity_evaluator_on_stsb_dev(default_encoder):
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    with open(DATA / "sts" / "stsb-dev.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][:100]
+    evaluator = EmbeddingSimilarityEvaluator(
+        [r["sentence1"] for r in rows], [r["sentence2"] for r in rows], [r["score"] / 5 for r in rows], name="stsb-dev"
+    )
+    results = evaluator(sentence_transformer())
+    assert results["stsb-dev_spearman_cosine"] > 0.5, results
