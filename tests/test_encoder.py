@@ -181,3 +181,21 @@ def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
     together = encoder.encode(texts, batch_size=5)
     assert together.shape == (12, 32) and np.isfinite(together).all()
     assert cos(together[3], encoder.encode([texts[3]])[0]) >= 0.9999
+
+
+@pytest.mark.parametrize(("template", "instruction"), [("echo", None), ("classical", None), ("echo-instruct", "Find")])
+def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, instruction):
+    """The template's prefix is computed once and reused; vectors equal a forward pass over whole sequences."""
+    from echo_embeddings.batching import collate
+    from echo_embeddings.pooling import pool
+
+    encoder = EchoEncoder(tiny_encoder._loaded, template=template, normalize=False)
+    texts = stsb_sentences(10)
+    assert len(encoder.template_tokenizer.shared_prefix(query=True, instruction=instruction)) > 3
+    batch = collate(encoder.template_tokenizer(texts, query=True, instruction=instruction), pad_id=0)
+    with torch.inference_mode():
+        hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    full = pool(hidden, batch["pool_mask"], "mean").numpy()
+    cached = encoder.encode_queries(texts, instruction=instruction, batch_size=4)
+    for a, b in zip(full, cached, strict=True):
+        assert cos(a, b) >= 0.9999

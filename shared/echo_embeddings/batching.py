@@ -29,15 +29,19 @@ def plan_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> lis
     return batches
 
 
-def collate(items: Sequence[ModelInput], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask``, and ``pool_mask`` marking each pooled span."""
-    width = max(len(item.input_ids) for item in items)
+def collate(items: Sequence[ModelInput], pad_id: int, skip: int = 0) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask``, and ``pool_mask`` marking each pooled span.
+
+    ``skip`` leaves out the first tokens of every input (a shared prefix computed separately); the pooled spans
+    must lie after them.
+    """
+    width = max(len(item.input_ids) for item in items) - skip
     input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(items), width), dtype=torch.long)
     pool_mask = torch.zeros((len(items), width), dtype=torch.bool)
     for row, item in enumerate(items):
-        n = len(item.input_ids)
-        input_ids[row, :n] = torch.tensor(item.input_ids, dtype=torch.long)
+        n = len(item.input_ids) - skip
+        input_ids[row, :n] = torch.tensor(item.input_ids[skip:], dtype=torch.long)
         attention_mask[row, :n] = 1
-        pool_mask[row, item.pool_start : item.pool_end] = True
+        pool_mask[row, item.pool_start - skip : item.pool_end - skip] = True
     return {"input_ids": input_ids, "attention_mask": attention_mask, "pool_mask": pool_mask}

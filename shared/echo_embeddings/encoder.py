@@ -13,6 +13,7 @@ import torch
 from .batching import collate, plan_batches
 from .models import DType, LoadedModel, load_model
 from .pooling import POOLING_METHODS, PoolingMethod, pool
+from .prefix_cache import PrefixCache
 from .templates import Template, TemplateLike, resolve_template
 from .texts import check_texts
 from .tokenization import TemplateTokenizer
@@ -57,6 +58,7 @@ class EchoEncoder:
         self.max_length = max_length
         self.normalize = normalize
         self.template_tokenizer = TemplateTokenizer(loaded.tokenizer, self.template, max_length)
+        self._prefix_cache = PrefixCache(loaded.model)
 
     @classmethod
     def from_pretrained(
@@ -150,6 +152,7 @@ class EchoEncoder:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        prefix = self.template_tokenizer.shared_prefix(query=query, instruction=instruction)
         truncated = 0
         from tqdm.auto import tqdm
 
@@ -160,7 +163,8 @@ class EchoEncoder:
                 truncated += sum(item.truncated for item in items)
                 lengths = [len(item.input_ids) for item in items]
                 for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
-                    vectors = self._forward(collate([items[i] for i in batch], self.template_tokenizer.pad_id))
+                    batch_items = [items[i] for i in batch]
+                    vectors = self._forward(prefix, collate(batch_items, self.template_tokenizer.pad_id, len(prefix)))
                     if not np.isfinite(vectors).all():
                         bad = [chunk_start + batch[r] for r in np.nonzero(~np.isfinite(vectors).all(1))[0]]
                         raise FloatingPointError(
@@ -179,11 +183,9 @@ class EchoEncoder:
         return out
 
     @torch.inference_mode()
-    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    def _forward(self, prefix: tuple[int, ...], batch: dict[str, torch.Tensor]) -> np.ndarray:
         device = self.device
-        hidden = self.model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).last_hidden_state
+        hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), batch["attention_mask"].to(device))
         vectors = pool(hidden, batch["pool_mask"].to(device), self.pooling)
         if self.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)

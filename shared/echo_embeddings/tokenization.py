@@ -41,6 +41,16 @@ class _CompiledPattern:
     fixed_length: int
     copies: int
 
+    @property
+    def shared_prefix(self) -> tuple[int, ...]:
+        """The ids every input starts with: the fixed segments before the first text."""
+        ids: list[int] = []
+        for seg in self.segments:
+            if seg is None:
+                break
+            ids.extend(seg)
+        return tuple(ids)
+
     def max_text_tokens(self, max_length: int) -> int:
         return (max_length - self.fixed_length) // self.copies
 
@@ -88,6 +98,10 @@ class TemplateTokenizer:
                 ids = [self.eos_id]
             out.append(compiled.build(ids[:limit], len(ids) > limit))
         return out
+
+    def shared_prefix(self, *, query: bool = False, instruction: str | None = None) -> tuple[int, ...]:
+        """The token ids that every input of this form (and instruction) starts with."""
+        return self._compile(query, instruction).shared_prefix
 
     def _ids(self, strings: list[str]) -> list[list[int]]:
         if not strings:

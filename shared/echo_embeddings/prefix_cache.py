@@ -1,0 +1,57 @@
+"""The model forward pass, with the template's shared prefix computed once.
+
+Every input of a template starts with the same tokens (BOS, "Rewrite the following sentence:", a fixed
+instruction). A causal LM's states for those tokens never depend on what follows, so their keys and values are
+computed once per prefix and reused for every batch; only the rest of each sequence goes through the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import torch
+
+MAX_PREFIXES = 16
+
+
+class PrefixCache:
+    """Runs ``model`` on batches that all start with the same token prefix, computing the prefix only once."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        # transformers 5 renamed the forward argument past_key_values -> cache; accept either.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @torch.inference_mode()
+    def forward(self, prefix: tuple[int, ...], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states of ``input_ids`` (the part after ``prefix``), as if ``prefix`` preceded every row."""
+        if not prefix:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        cache = copy.deepcopy(self._cache_for(prefix))  # the forward pass appends to it
+        cache.batch_repeat_interleave(input_ids.shape[0])
+        prefix_mask = attention_mask.new_ones((input_ids.shape[0], len(prefix)))
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
+            use_cache=True,
+            **{self._cache_arg: cache},
+        ).last_hidden_state
+
+    def _cache_for(self, prefix: tuple[int, ...]) -> Any:
+        with self._lock:
+            if prefix in self._caches:
+                self._caches.move_to_end(prefix)
+                return self._caches[prefix]
+            device = next(self.model.parameters()).device
+            output = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+            self._caches[prefix] = getattr(output, self._cache_arg)
+            if len(self._caches) > MAX_PREFIXES:
+                self._caches.popitem(last=False)
+            return self._caches[prefix]
