@@ -31,6 +31,16 @@ def test_mean_over_second_copy_matches_a_manual_forward(tiny_encoder):
     np.testing.assert_allclose(raw.encode([text])[0], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_prompteol_pools_the_final_prompt_token(tiny_encoder):
+    prompteol = EchoEncoder(tiny_encoder._loaded, template="prompteol", normalize=False)
+    assert prompteol.pooling == "last"
+    (item,) = prompteol.template_tokenizer(["hello there"])
+    with torch.inference_mode():
+        hidden = prompteol.model(input_ids=torch.tensor([item.input_ids])).last_hidden_state[0]
+    assert item.pool_end < len(item.input_ids)  # the pooled text is not the end of the prompt
+    np.testing.assert_allclose(prompteol.encode(["hello there"])[0], hidden[-1].numpy(), rtol=1e-5)
+
+
 def test_last_pooling_takes_the_final_pooled_token(tiny_encoder):
     last = EchoEncoder(tiny_encoder._loaded, pooling="last", normalize=False)
     items = last.template_tokenizer(["hello there"])
@@ -195,7 +205,7 @@ def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, in
     batch = collate(encoder.template_tokenizer(texts, query=True, instruction=instruction), pad_id=0)
     with torch.inference_mode():
         hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    full = pool(hidden, batch["pool_mask"], "mean").numpy()
+    full = pool(hidden, batch["pool_mask"], batch["attention_mask"], "mean").numpy()
     cached = encoder.encode_queries(texts, instruction=instruction, batch_size=4)
     for a, b in zip(full, cached, strict=True):
         assert cos(a, b) >= 0.9999

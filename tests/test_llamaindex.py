@@ -36,6 +36,7 @@ def test_vector_store_index_retrieves_by_late_information(default_encoder, monke
 
 
 def test_texts_are_embedded_in_batches(tiny_embedding):
+    tiny_embedding.get_text_embedding("computes the template's shared prefix once, before counting")
     sizes, handle = forward_batch_sizes(tiny_embedding)
     try:
         vectors = tiny_embedding.get_text_embedding_batch([f"text number {i}" for i in range(10)], show_progress=True)

@@ -78,3 +78,22 @@ def test_resolve():
         resolve_template({"query": "{text}"})
     with pytest.raises(TypeError, match="got int"):
         resolve_template(3)
+
+
+def test_prompteol_reads_the_final_token():
+    prompteol = TEMPLATES["prompteol"]
+    assert prompteol.pooling == "last" and all(t.pooling == "mean" for n, t in TEMPLATES.items() if n != "prompteol")
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        resolve_template({"document": "{text}", "pooling": "max"})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [*TEMPLATES, {"document": "D: {text} {text}", "query": "Q: {instruction} {text}", "instruction": "i", "name": "n"},
+     {"document": "Say {text} in a word:", "pooling": "last"}],
+)  # fmt: skip
+def test_template_spec_round_trip(spec):
+    from echo_embeddings.templates import template_spec
+
+    template = resolve_template(spec)
+    assert resolve_template(template_spec(template)) == template

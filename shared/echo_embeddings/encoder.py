@@ -41,10 +41,12 @@ class EchoEncoder:
         loaded: LoadedModel,
         *,
         template: TemplateLike = "echo",
-        pooling: PoolingMethod = "mean",
+        pooling: PoolingMethod | None = None,
         max_length: int = 512,
         normalize: bool = True,
     ) -> None:
+        self.template: Template = resolve_template(template)
+        pooling = pooling or self.template.pooling
         if pooling not in POOLING_METHODS:
             raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLING_METHODS)}")
         limit = getattr(loaded.model.config, "max_position_embeddings", None)
@@ -53,7 +55,6 @@ class EchoEncoder:
                 f"max_length must be an int in [1, {limit or 'inf'}] for {loaded.name}, got {max_length!r}"
             )
         self._loaded = loaded
-        self.template: Template = resolve_template(template)
         self.pooling: PoolingMethod = pooling
         self.max_length = max_length
         self.normalize = normalize
@@ -66,7 +67,7 @@ class EchoEncoder:
         model_name: str | os.PathLike | None = None,
         *,
         template: TemplateLike = "echo",
-        pooling: PoolingMethod = "mean",
+        pooling: PoolingMethod | None = None,
         max_length: int = 512,
         normalize: bool = True,
         device: str | torch.device | None = None,
@@ -76,7 +77,8 @@ class EchoEncoder:
     ) -> EchoEncoder:
         """Load a causal LM (hub id, local folder or ``.gguf`` file; None for the default model) and wrap it.
 
-        ``template`` is a preset name (see ``TEMPLATES``), a pattern string or a :class:`Template`; ``max_length``
+        ``template`` is a preset name (see ``TEMPLATES``), a pattern string or a :class:`Template`; ``pooling``
+        ("mean" or "last") defaults to the template's own (mean for every preset but prompteol); ``max_length``
         bounds the whole sequence (template and every copy of the text); ``model_kwargs`` go to
         ``AutoModel.from_pretrained``. The model is shared with any other encoder that loaded the same one.
         """
@@ -186,7 +188,7 @@ class EchoEncoder:
     def _forward(self, prefix: tuple[int, ...], batch: dict[str, torch.Tensor]) -> np.ndarray:
         device = self.device
         hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        vectors = pool(hidden, batch["pool_mask"].to(device), self.pooling)
+        vectors = pool(hidden, batch["pool_mask"].to(device), batch["attention_mask"].to(device), self.pooling)
         if self.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.cpu().numpy()

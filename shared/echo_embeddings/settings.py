@@ -28,8 +28,10 @@ class EncoderSettings(BaseModel):
         description="A preset (echo, echo-paragraph, classical, echo-instruct), a pattern string with {text} "
         "slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
     )
-    pooling: Literal["mean", "last"] = Field(
-        default="mean", description="mean over the second copy (zero-shot); last for last-token fine-tuned models."
+    pooling: Literal["mean", "last"] | None = Field(
+        default=None,
+        description="mean over the second copy (zero-shot) or last token (last-token fine-tuned models); "
+        "None: the template's own (mean for every preset but prompteol).",
     )
     query_instruction: str | None = Field(
         default=None,

@@ -156,7 +156,9 @@ class EchoPooling(Module):
         self.pooling = pooling
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
-        features["sentence_embedding"] = pool(features["token_embeddings"], features["pool_mask"], self.pooling)
+        features["sentence_embedding"] = pool(
+            features["token_embeddings"], features["pool_mask"], features["attention_mask"], self.pooling
+        )
         return features
 
     def get_embedding_dimension(self) -> int:
@@ -169,7 +171,7 @@ class EchoPooling(Module):
 def sentence_transformer(
     model_name: str | None = None,
     template: TemplateLike = "echo",
-    pooling: PoolingMethod = "mean",
+    pooling: PoolingMethod | None = None,
     max_length: int = 512,
     normalize: bool = True,
     device: str | None = None,
@@ -180,13 +182,14 @@ def sentence_transformer(
     """A ``SentenceTransformer`` that embeds with echo: the same vectors as ``EchoEncoder`` with these settings.
 
     ``model.encode_query`` uses the template's query form and ``encode_document`` its document form; a
-    ``prompt``/``prompt_name`` fills the template's ``{instruction}`` slot.
+    ``prompt``/``prompt_name`` fills the template's ``{instruction}`` slot. ``pooling`` defaults to the template's.
     """
     transformer = EchoTransformer(
         model_name, template, max_length, device=device, dtype=dtype, model_kwargs=model_kwargs,
         cache_folder=cache_folder,
     )  # fmt: skip
-    modules: list[torch.nn.Module] = [transformer, EchoPooling(transformer.get_embedding_dimension(), pooling)]
+    pooler = EchoPooling(transformer.get_embedding_dimension(), pooling or transformer.template.pooling)
+    modules: list[torch.nn.Module] = [transformer, pooler]
     if normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, device=str(transformer.auto_model.device))

@@ -123,13 +123,15 @@ def _mark_pooled(pieces: tuple[Piece, ...], source: str) -> tuple[Piece, ...]:
 class Template:
     """A named pair of patterns: ``query`` for queries, ``document`` for everything else.
 
-    ``instruction`` fills the ``{instruction}`` slot when the caller gives none.
+    ``instruction`` fills the ``{instruction}`` slot when the caller gives none. ``pooling`` is how the template
+    is meant to be read: ``mean`` over the pooled span, or ``last`` (the input's final token).
     """
 
     name: str
     document: Pattern
     query: Pattern
     instruction: str | None = None
+    pooling: Literal["mean", "last"] = "mean"
     description: str = field(default="", compare=False)
 
     @classmethod
@@ -140,11 +142,15 @@ class Template:
         *,
         name: str = "custom",
         instruction: str | None = None,
+        pooling: Literal["mean", "last"] = "mean",
         description: str = "",
     ) -> Template:
         """Build a template from pattern strings; the query form defaults to the document form."""
+        if pooling not in ("mean", "last"):
+            raise ValueError(f"unknown pooling {pooling!r} for template {name!r}: use 'mean' or 'last'")
         doc = Pattern.parse(document)
-        return cls(name, doc, Pattern.parse(query) if query is not None else doc, instruction, description)
+        query_pattern = Pattern.parse(query) if query is not None else doc
+        return cls(name, doc, query_pattern, instruction, pooling, description)
 
     def pattern(self, query: bool) -> Pattern:
         """The query or the document pattern."""
@@ -181,6 +187,12 @@ TEMPLATES: dict[str, Template] = {
                 "second copy plus EOS pooled (pooling='last' for -lasttoken)."
             ),
         ),
+        Template.from_patterns(
+            'This sentence : "{text}" means in one word:"',
+            name="prompteol",
+            pooling="last",
+            description="PromptEOL (Jiang et al. 2023): the final token's state. A peer baseline, not echo.",
+        ),
     )
 }
 
@@ -198,10 +210,10 @@ def resolve_template(spec: TemplateLike) -> Template:
             f"unknown template {spec!r}: use one of {', '.join(TEMPLATES)} or a pattern string with a {{text}} slot"
         )
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"document", "query", "instruction", "name"}
+        unknown = set(spec) - {"document", "query", "instruction", "pooling", "name"}
         if unknown or "document" not in spec:
             raise ValueError(
-                f"a template mapping needs 'document' and may have 'query', 'instruction', 'name'; "
+                "a template mapping needs 'document' and may have 'query', 'instruction', 'pooling', 'name'; "
                 f"got keys {sorted(spec)}"
             )
         return Template.from_patterns(
@@ -209,6 +221,7 @@ def resolve_template(spec: TemplateLike) -> Template:
             spec.get("query"),
             name=spec.get("name", "custom"),
             instruction=spec.get("instruction"),
+            pooling=spec.get("pooling", "mean"),
         )
     raise TypeError(f"template must be a name, a pattern string, a mapping or a Template, got {type(spec).__name__}")
 
@@ -220,4 +233,6 @@ def template_spec(template: Template) -> str | dict[str, str]:
     spec = {"name": template.name, "document": str(template.document), "query": str(template.query)}
     if template.instruction is not None:
         spec["instruction"] = template.instruction
+    if template.pooling != "mean":
+        spec["pooling"] = template.pooling
     return spec
