@@ -1,0 +1,163 @@
+"""The ``echo-embeddings`` command: embed files, and evaluate templates on STS, retrieval and the toy triples."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .files import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    args.command_line = shlex.join(["echo-embeddings", *argv])
+    try:
+        args.run(args)
+    except (InputError, FileNotFoundError, ValueError, OSError) as err:
+        print(f"echo-embeddings: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="echo-embeddings",
+        description="Echo embeddings from any causal LM: embed files and evaluate templates.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed the texts of a file",
+        description="Embed INPUT (.txt: a text per line; .jsonl; .csv; .parquet) into OUTPUT (.npy; .parquet with "
+        "id + embedding; .jsonl). Row i of the output is row i of the input. The output appears only when complete.",
+    )
+    embed.add_argument("input", type=Path, help="input file")
+    embed.add_argument("-o", "--output", type=Path, required=True, help="output file (.npy, .parquet or .jsonl)")
+    embed.add_argument("--field", default="text", help="JSONL field or CSV/Parquet column with the text")
+    embed.add_argument("--query", action="store_true", help="use the template's query form")
+    embed.add_argument("--instruction", default=None, help="instruction for the template's {instruction} slot")
+    _model_options(embed, single_template=True)
+    embed.set_defaults(run=_embed)
+
+    evaluate = commands.add_parser("eval", help="evaluate templates", description="Evaluate templates.")
+    tasks = evaluate.add_subparsers(dest="task", required=True)
+    sts = tasks.add_parser(
+        "sts",
+        help="STS: Spearman of cosine similarity x100",
+        description="STS JSONL files with sentence1, sentence2, score; Spearman of cosine similarity x100.",
+    )
+    sts.add_argument("--data", type=Path, action="append", required=True, help="STS JSONL file (repeatable)")
+    sts.add_argument("--limit", type=int, default=None, help="use the first N pairs of each file")
+    sts.set_defaults(run=_eval)
+    retrieval = tasks.add_parser(
+        "retrieval",
+        help="BEIR retrieval: nDCG@10 and Recall@100 x100",
+        description="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv). With --corpus-limit N, the corpus "
+        "is every document relevant to the evaluated queries plus N others drawn with --seed (deterministic).",
+    )
+    retrieval.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
+    retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
+    retrieval.add_argument("--limit", type=int, default=None, help="evaluate the first N judged queries")
+    retrieval.add_argument("--corpus-limit", type=int, default=None, help="sub-corpus: relevant docs + N others")
+    retrieval.add_argument("--seed", type=int, default=0, help="seed for the sub-corpus draw")
+    retrieval.set_defaults(run=_eval)
+    toy = tasks.add_parser(
+        "toy",
+        help="the paper's Section 3 triples",
+        description="JSONL triples q, s+, s-, structure: accuracy of cos(q, s+) > cos(q, s-) per structure.",
+    )
+    toy.add_argument("--data", type=Path, required=True, help="triples JSONL file")
+    toy.set_defaults(run=_eval)
+    for task in (sts, retrieval, toy):
+        _model_options(task, single_template=False)
+        task.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and .png")
+        task.add_argument(
+            "--compute-matched",
+            action="store_true",
+            help="also run each echo template on the first half of each text's tokens (same tokens as classical)",
+        )
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> None:
+    parser.add_argument("--model", default=None, help="hub id, local folder or .gguf file (default: SmolLM2-135M)")
+    if single_template:
+        parser.add_argument("--template", default="echo", help="preset name or pattern string (default: echo)")
+    else:
+        parser.add_argument(
+            "--template", action="append", default=None, help="preset name or pattern (repeatable; default: echo)"
+        )
+    parser.add_argument("--pooling", choices=["mean", "last"], default=None, help="default: the template's own")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per sequence, both copies (default: 512)")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16... (default: bf16 on CUDA, else fp32)")
+
+
+def _encoder(args: argparse.Namespace, template: str):
+    import transformers
+
+    from .encoder import EchoEncoder
+
+    transformers.utils.logging.disable_progress_bar()  # this command shows its own
+
+    return EchoEncoder.from_pretrained(
+        args.model, template=template, pooling=args.pooling, max_length=args.max_length, device=args.device,
+        dtype=args.dtype,
+    )  # fmt: skip
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .files import EmbeddingWriter, count_rows, read_texts
+
+    rows = count_rows(args.input, args.field)  # a bad row fails here, before the model loads or anything is written
+    encoder = _encoder(args, args.template)
+    with (
+        EmbeddingWriter(args.output, rows, encoder.dim) as writer,
+        tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
+    ):
+        for ids, texts in read_texts(args.input, args.field):
+            vectors = encoder.encode(texts, args.batch_size, query=args.query, instruction=args.instruction)
+            writer.write(ids, vectors)
+            bar.update(len(texts))
+    print(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}", file=sys.stderr)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .evaluation import Arm
+    from .evaluation.report import markdown_table, write_report
+
+    show_progress = sys.stderr.isatty()
+    arms = []
+    for template in args.template or ["echo"]:
+        encoder = _encoder(args, template)  # every template shares the one loaded model
+        arms.append(Arm(encoder, batch_size=args.batch_size))
+        if args.compute_matched and encoder.template.document.count("text") > 1:
+            arms.append(Arm(encoder, compute_matched=True, batch_size=args.batch_size))
+    if args.task == "sts":
+        from .evaluation.sts import evaluate_sts
+
+        results = [r for path in args.data for r in evaluate_sts(arms, path, args.limit, show_progress)]
+    elif args.task == "retrieval":
+        from .evaluation.retrieval import evaluate_retrieval
+
+        results = evaluate_retrieval(
+            arms, args.data, args.split, args.limit, args.corpus_limit, args.seed, show_progress
+        )
+    else:
+        from .evaluation.toy import evaluate_toy
+
+        results = evaluate_toy(arms, args.data)
+    model = arms[0].encoder.model_name
+    write_report(args.out, model, results, args.command_line)
+    print(markdown_table(model, results, args.command_line))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
