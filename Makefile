@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.echo-setup
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# Throughput of echo against its baselines, in one run (about 20 minutes on 2 CPU cores).
+bench: setup
+	$(PY) benchmarks/throughput.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

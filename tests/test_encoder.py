@@ -209,3 +209,15 @@ def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, in
     cached = encoder.encode_queries(texts, instruction=instruction, batch_size=4)
     for a, b in zip(full, cached, strict=True):
         assert cos(a, b) >= 0.9999
+
+
+def test_streamed_chunks_give_the_same_vectors_in_order(tiny_encoder, monkeypatch):
+    """encode tokenizes, sorts and batches CHUNK_TEXTS texts at a time (bounded memory on huge inputs)."""
+    import echo_embeddings.encoder as encoder_module
+
+    texts = stsb_sentences(30)
+    whole = tiny_encoder.encode(texts)
+    monkeypatch.setattr(encoder_module, "CHUNK_TEXTS", 7)
+    chunked = tiny_encoder.encode(texts)
+    for a, b in zip(whole, chunked, strict=True):
+        assert cos(a, b) >= 0.9999

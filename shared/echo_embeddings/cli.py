@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["echo-embeddings", *argv])
     try:
         args.run(args)
-    except (InputError, FileNotFoundError, ValueError, OSError) as err:
+    except (InputError, ValueError, OSError, RuntimeError) as err:
         print(f"echo-embeddings: error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--query", action="store_true", help="use the template's query form")
     embed.add_argument("--instruction", default=None, help="instruction for the template's {instruction} slot")
     _model_options(embed, single_template=True)
+    distributed = embed.add_argument_group(
+        "Ray", "with --ray, INPUT is a Parquet or JSONL file or folder and OUTPUT a folder of Parquet files"
+    )
+    distributed.add_argument("--ray", action="store_true", help="embed on Ray Data (pip install echo-embeddings[ray])")
+    distributed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    distributed.add_argument("--concurrency", type=int, default=1, help="actors, each with its own model")
+    distributed.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
+    distributed.add_argument("--errors", type=Path, default=None, help="folder for bad rows (default: OUTPUT.errors)")
     embed.set_defaults(run=_embed)
 
     evaluate = commands.add_parser("eval", help="evaluate templates", description="Evaluate templates.")
@@ -112,6 +120,8 @@ def _encoder(args: argparse.Namespace, template: str):
 
 
 def _embed(args: argparse.Namespace) -> None:
+    if args.ray:
+        return _embed_on_ray(args)
     from tqdm.auto import tqdm
 
     from .files import EmbeddingWriter, count_rows, read_texts
@@ -127,6 +137,29 @@ def _embed(args: argparse.Namespace) -> None:
             writer.write(ids, vectors)
             bar.update(len(texts))
     print(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}", file=sys.stderr)
+
+
+def _embed_on_ray(args: argparse.Namespace) -> None:
+    import ray
+
+    from .ray import embed_dataset, read_jsonl, split_errors
+
+    source = str(args.input)
+    is_parquet = args.input.suffix == ".parquet" or (args.input.is_dir() and any(args.input.glob("*.parquet")))
+    ray.init(address=args.address, log_to_driver=False, ignore_reinit_error=True)
+    dataset = ray.data.read_parquet(source) if is_parquet else read_jsonl(source, args.field)
+    embedded = embed_dataset(
+        dataset, args.field, args.model, args.template, args.query, args.batch_size, args.concurrency,
+        args.num_gpus, pooling=args.pooling, max_length=args.max_length, device=args.device, dtype=args.dtype,
+    ).materialize()  # fmt: skip
+    good, bad = split_errors(embedded)
+    errors_path = args.errors or args.output.with_name(args.output.name + ".errors")
+    good.write_parquet(str(args.output))
+    bad.write_parquet(str(errors_path))
+    rows, embedded_rows, error_rows = dataset.count(), good.count(), bad.count()
+    print(f"{rows} input rows = {embedded_rows} embedded ({args.output}) + {error_rows} errors ({errors_path})")
+    if embedded_rows + error_rows != rows:
+        raise RuntimeError(f"rows do not reconcile: {rows} in, {embedded_rows} + {error_rows} out")
 
 
 def _eval(args: argparse.Namespace) -> None:

@@ -57,7 +57,7 @@ def plot(path: Path, model: str, results: list[Result]) -> None:
     groups = list(dict.fromkeys(f"{r.dataset}\n{r.metric}" for r in results))
     templates = list(dict.fromkeys(r.template for r in results))
     width = 0.8 / len(templates)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) * max(1, len(templates) / 3)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(groups) * max(1, len(templates) / 3) + 2), 4.5))
     for i, template in enumerate(templates):
         scores = {f"{r.dataset}\n{r.metric}": r.score for r in results if r.template == template}
         xs = [g + (i - (len(templates) - 1) / 2) * width for g in range(len(groups))]
@@ -66,8 +66,9 @@ def plot(path: Path, model: str, results: list[Result]) -> None:
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("score (x100)")
+    ax.set_ylim(0, max(100.0 if any(r.score > 90 for r in results) else 0.0, 1.1 * max(r.score for r in results)))
     ax.set_title(f"Echo vs baselines, zero-shot: {model}", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

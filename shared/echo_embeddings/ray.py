@@ -1,0 +1,118 @@
+"""Embedding a corpus on Ray Data: the same templates and vectors as one process, spread over actors.
+
+Each actor loads the model once (a callable class in ``map_batches``). Nothing is dropped: a row whose text is
+missing, null or not a string keeps its columns and gets a null ``embedding`` and an ``error`` reason; good rows get a
+fixed-size float32 ``embedding`` and a null ``error``. :func:`split_errors` separates the two.
+Install with ``pip install "echo-embeddings[ray]"``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray.data
+
+EMBEDDING_COLUMN = "embedding"
+ERROR_COLUMN = "error"
+
+
+class _EmbedBatch:
+    """Ray Data UDF: one encoder per actor, pyarrow batches in and out."""
+
+    def __init__(
+        self, text_column: str, query: bool, batch_size: int, model_name: str | None, encoder_kwargs: dict[str, Any]
+    ) -> None:
+        from .encoder import EchoEncoder
+
+        self.encoder = EchoEncoder.from_pretrained(model_name, **encoder_kwargs)
+        self.text_column, self.query, self.batch_size = text_column, query, batch_size
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        texts = table.column(self.text_column).to_pylist()
+        good = [i for i, text in enumerate(texts) if isinstance(text, str)]
+        vectors = self.encoder.encode([texts[i] for i in good], self.batch_size, query=self.query)
+        full = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        full[good] = vectors
+        valid = np.zeros(len(texts), dtype=bool)
+        valid[good] = True
+        embedding = pa.FixedSizeListArray.from_arrays(
+            pa.array(full.reshape(-1)), self.encoder.dim, mask=pa.array(~valid)
+        )
+        reason = f"{self.text_column!r} is missing, null or not a string"
+        errors = [None if ok else reason for ok in valid]
+        return table.append_column(EMBEDDING_COLUMN, embedding).append_column(
+            ERROR_COLUMN, pa.array(errors, pa.string())
+        )
+
+
+def embed_dataset(
+    ds: ray.data.Dataset,
+    text_column: str = "text",
+    model_name: str | None = None,
+    template: str = "echo",
+    query: bool = False,
+    batch_size: int = 32,
+    concurrency: int = 1,
+    num_gpus: float = 0,
+    **encoder_kwargs: Any,
+) -> ray.data.Dataset:
+    """Add ``embedding`` and ``error`` columns to ``ds``, keeping every other column as it is.
+
+    ``concurrency`` actors each load ``model_name`` once (give each ``num_gpus`` GPUs on a GPU cluster);
+    ``batch_size`` texts go through the model at a time. ``encoder_kwargs`` (``max_length``, ``pooling``,
+    ``dtype``, ``device``, ``model_kwargs`` ...) go to :meth:`EchoEncoder.from_pretrained`.
+    """
+    columns = ds.schema().names
+    if text_column not in columns:
+        raise ValueError(f"the dataset has no column {text_column!r} (columns: {', '.join(columns)})")
+    clash = {EMBEDDING_COLUMN, ERROR_COLUMN} & set(columns)
+    if clash:
+        raise ValueError(f"the dataset already has column(s) {sorted(clash)}; rename them first")
+    return ds.map_batches(
+        _EmbedBatch,
+        fn_constructor_kwargs={
+            "text_column": text_column,
+            "query": query,
+            "batch_size": batch_size,
+            "model_name": model_name,
+            "encoder_kwargs": {"template": template, **encoder_kwargs},
+        },
+        batch_format="pyarrow",
+        batch_size=max(batch_size, 256),
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_gpus=num_gpus,
+    )
+
+
+def read_jsonl(path: str, text_column: str = "text") -> ray.data.Dataset:
+    """JSONL files (a file or a folder of ``*.jsonl``) as a Dataset whose ``text_column`` is a string or null.
+
+    Unlike ``ray.data.read_json``, a row whose text is a number, list or object does not fail the whole read:
+    its text becomes null, so :func:`embed_dataset` reports it as an error row.
+    """
+
+    def parse(batch: dict[str, np.ndarray]) -> pa.Table:
+        records = [json.loads(line) for line in batch["text"] if line.strip()]
+        for record in records:
+            if not isinstance(record.get(text_column), str):
+                record[text_column] = None
+        return pa.Table.from_pylist(records)
+
+    return ray.data.read_text(path, file_extensions=["jsonl"]).map_batches(parse, batch_format="numpy")
+
+
+def split_errors(embedded: ray.data.Dataset) -> tuple[ray.data.Dataset, ray.data.Dataset]:
+    """``(good rows without the error column, bad rows without the embedding column)``."""
+    good = embedded.map_batches(_rows_where_error_is_null, fn_args=(True,), batch_format="pyarrow")
+    bad = embedded.map_batches(_rows_where_error_is_null, fn_args=(False,), batch_format="pyarrow")
+    return good.drop_columns([ERROR_COLUMN]), bad.drop_columns([EMBEDDING_COLUMN])
+
+
+def _rows_where_error_is_null(table: pa.Table, is_null: bool) -> pa.Table:
+    import pyarrow.compute as pc
+
+    mask = pc.is_null(table.column(ERROR_COLUMN))
+    return table.filter(mask if is_null else pc.invert(mask))
