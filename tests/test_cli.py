@@ -97,6 +97,9 @@ def test_missing_column_and_bad_output_type(tmp_path, capsys, tiny_model_dir):
     assert code == 2 and "no column 'text' (columns: body)" in err
     code, _, err = run(capsys, "embed", tmp_path / "in.parquet", "-o", tmp_path / "o.txt", "--field", "body")
     assert code == 2 and "unsupported output type '.txt'" in err
+    (tmp_path / "in.txt").write_text("a\n", encoding="utf-8")
+    code, _, err = run(capsys, "embed", tmp_path / "in.txt", "-o", tmp_path / "out", "--ray")
+    assert code == 2 and "--ray reads Parquet or JSONL" in err
 
 
 def test_eval_sts_writes_json_markdown_and_plot(tmp_path, capsys, tiny_model_dir):

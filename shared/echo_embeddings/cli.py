@@ -146,6 +146,9 @@ def _embed_on_ray(args: argparse.Namespace) -> None:
 
     source = str(args.input)
     is_parquet = args.input.suffix == ".parquet" or (args.input.is_dir() and any(args.input.glob("*.parquet")))
+    is_jsonl = args.input.suffix == ".jsonl" or (args.input.is_dir() and any(args.input.glob("*.jsonl")))
+    if not (is_parquet or is_jsonl):
+        raise InputError(f"{args.input}: --ray reads Parquet or JSONL files, or folders of them")
     ray.init(address=args.address, log_to_driver=False, ignore_reinit_error=True)
     dataset = ray.data.read_parquet(source) if is_parquet else read_jsonl(source, args.field)
     embedded = embed_dataset(
