@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,17 +15,15 @@ from .pooling import POOLING_METHODS, PoolingMethod, pool
 from .prefix_cache import PrefixCache
 from .templates import Template, TemplateLike, resolve_template
 from .texts import check_texts
-from .tokenization import TemplateTokenizer
+from .tokenization import TemplateTokenizer, TruncationWarning
+
+__all__ = ["EchoEncoder", "TruncationWarning"]
 
 TOKENS_PER_TEXT = 256
 """A batch holds ``batch_size`` texts and at most ``batch_size * TOKENS_PER_TEXT`` padded tokens."""
 
 CHUNK_TEXTS = 4096
 """Texts tokenized, sorted and batched together; bounds the memory of ``encode`` on huge inputs."""
-
-
-class TruncationWarning(UserWarning):
-    """Some texts were cut to fit ``max_length``."""
 
 
 class EchoEncoder:
@@ -175,13 +172,7 @@ class EchoEncoder:
                         )
                     out[[chunk_start + i for i in batch]] = vectors
                     bar.update(len(batch))
-        if truncated:
-            warnings.warn(
-                f"{truncated} of {len(texts)} texts were longer than max_length={self.max_length} allows "
-                f"for template {self.template.name!r} and were truncated",
-                TruncationWarning,
-                stacklevel=2,
-            )
+        self.template_tokenizer.warn_truncated(truncated, len(texts), stacklevel=2)
         return out
 
     @torch.inference_mode()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +25,6 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 
 from . import __version__
 from .batching import collate
-from .encoder import TruncationWarning
 from .models import DType, load_model
 from .pooling import POOLING_METHODS, PoolingMethod, pool
 from .templates import TemplateLike, resolve_template, template_spec
@@ -92,13 +90,7 @@ class EchoTransformer(InputModule):
     ) -> dict[str, torch.Tensor]:
         """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction."""
         items = self._template_tokenizer(check_texts(inputs), query=task == "query", instruction=prompt or None)
-        truncated = sum(item.truncated for item in items)
-        if truncated:
-            warnings.warn(
-                f"{truncated} of {len(items)} texts were truncated to max_seq_length={self.max_seq_length}",
-                TruncationWarning,
-                stacklevel=2,
-            )
+        self._template_tokenizer.warn_truncated(sum(item.truncated for item in items), len(items), stacklevel=2)
         return collate(items, self._template_tokenizer.pad_id)
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ Rules (the paper's reference implementation tokenizes the same way):
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,10 @@ from typing import Any, Literal
 from .templates import Slot, Template
 
 SpaceMode = Literal["join", "marker", "none"]
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were cut to fit ``max_length``."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,16 @@ class TemplateTokenizer:
                 ids = [self.eos_id]
             out.append(compiled.build(ids[:limit], len(ids) > limit))
         return out
+
+    def warn_truncated(self, truncated: int, total: int, stacklevel: int) -> None:
+        """One :class:`TruncationWarning` saying how many of ``total`` texts were cut, if any were."""
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {total} texts were longer than max_length={self.max_length} allows "
+                f"for template {self.template.name!r} and were truncated",
+                TruncationWarning,
+                stacklevel=stacklevel + 1,
+            )
 
     def shared_prefix(self, *, query: bool = False, instruction: str | None = None) -> tuple[int, ...]:
         """The token ids that every input of this form (and instruction) starts with."""
