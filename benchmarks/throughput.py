@@ -126,24 +126,40 @@ def run_arms(arms: dict, texts: list[str]) -> dict[str, dict]:
     return rows
 
 
-def load_times() -> dict[str, float]:
-    """Default model load in a fresh process: cold (GGUF dequantized and converted) and warm (converted copy)."""
+def load_times(warm_runs: int = 3) -> dict[str, float]:
+    """Default model load in fresh processes: cold (GGUF dequantized and converted) and warm (converted copy).
+
+    Each process times ``EchoEncoder.from_pretrained()`` after importing the package (which imports torch), and
+    splits it into transformers importing its Llama code and the rest (tokenizer and weights). Warm: median of
+    ``warm_runs`` processes.
+    """
     code = (
         "import time; t = time.perf_counter(); from echo_embeddings import EchoEncoder; "
-        "i = time.perf_counter(); EchoEncoder.from_pretrained(); e = time.perf_counter(); "
-        "print(i - t, e - i)"
+        "i = time.perf_counter(); import transformers.models.llama.modeling_llama; "
+        "from transformers import AutoModel, AutoTokenizer; "
+        "m = time.perf_counter(); EchoEncoder.from_pretrained(); e = time.perf_counter(); "
+        "print(i - t, m - i, e - m)"
     )
-    out = {}
+    runs = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "ECHO_EMBEDDINGS_CACHE": cache, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-        for label in ("cold", "warm"):
+        for label in ["cold"] + ["warm"] * warm_runs:
             start = time.perf_counter()
             lines = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
             wall = time.perf_counter() - start
-            imports, load = map(float, lines.stdout.split())
-            out[f"{label}_from_pretrained_s"] = load
-            out[f"{label}_process_s"] = wall
-            out["import_s"] = imports
+            package, transformers, rest = map(float, lines.stdout.split())
+            runs.setdefault(label, []).append(
+                {
+                    "from_pretrained_s": transformers + rest,
+                    "transformers_import_s": transformers,
+                    "tokenizer_and_weights_s": rest,
+                    "package_import_s": package,
+                    "process_s": wall,
+                }
+            )
+    out = {f"cold_{key}": value for key, value in runs["cold"][0].items()}
+    for key in runs["warm"][0]:
+        out[f"warm_{key}"] = float(np.median([run[key] for run in runs["warm"]]))
     return out
 
 
