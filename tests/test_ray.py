@@ -63,7 +63,7 @@ def test_every_row_once_same_vectors_errors_listed(corpus, tiny_model_dir):
 def test_default_model_matches_one_process(default_encoder):
     texts = stsb_sentences(12)
     ds = ray.data.from_arrow(pa.table({"doc_id": [str(i) for i in range(12)], "text": texts}))
-    good, bad = split_errors(embed_dataset(ds).materialize())
+    good, bad = split_errors(embed_dataset(ds, num_cpus=2).materialize())  # one actor on both CPUs
     assert bad.count() == 0
     vectors = by_id(good.take_all(), "embedding")
     got = np.array([vectors[str(i)] for i in range(12)], dtype=np.float32)
@@ -78,7 +78,9 @@ def test_missing_column_is_refused(tiny_model_dir):
 def test_cli_parquet_and_jsonl(corpus, tiny_model_dir, tmp_path, capsys):
     path, _ = corpus
     out = tmp_path / "embedded"
-    code = main(["embed", str(path), "-o", str(out), "--ray", "--model", str(tiny_model_dir), "--device", "cpu"])
+    # Two actors take both CPUs of this local Ray: the command must still get its read tasks done.
+    args = ["embed", str(path), "-o", str(out), "--ray", "--concurrency", "2"]
+    code = main([*args, "--model", str(tiny_model_dir), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "2000 input rows = 1997 embedded" in captured.out and "+ 3 errors" in captured.out

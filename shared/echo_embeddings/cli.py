@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     distributed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     distributed.add_argument("--concurrency", type=int, default=1, help="actors, each with its own model")
     distributed.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
+    distributed.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor (its torch threads on CPU)")
     distributed.add_argument("--errors", type=Path, default=None, help="folder for bad rows (default: OUTPUT.errors)")
     embed.set_defaults(run=_embed)
 
@@ -151,9 +152,13 @@ def _embed_on_ray(args: argparse.Namespace) -> None:
         raise InputError(f"{args.input}: --ray reads Parquet or JSONL files, or folders of them")
     ray.init(address=args.address, log_to_driver=False, ignore_reinit_error=True)
     dataset = ray.data.read_parquet(source) if is_parquet else read_jsonl(source, args.field)
+    # Read before the actors start: actors holding every CPU would leave none for read tasks, and Ray Data hangs
+    # (ray-project/ray#44687). It also lets the final row count reuse these blocks instead of reading again.
+    dataset = dataset.materialize()
     embedded = embed_dataset(
-        dataset, args.field, args.model, args.template, args.query, args.batch_size, args.concurrency,
-        args.num_gpus, pooling=args.pooling, max_length=args.max_length, device=args.device, dtype=args.dtype,
+        dataset, args.field, args.model, args.template, args.query, args.batch_size,
+        concurrency=args.concurrency, num_gpus=args.num_gpus, num_cpus=args.num_cpus,
+        pooling=args.pooling, max_length=args.max_length, device=args.device, dtype=args.dtype,
     ).materialize()  # fmt: skip
     good, bad = split_errors(embedded)
     errors_path = args.errors or args.output.with_name(args.output.name + ".errors")

@@ -57,13 +57,18 @@ def embed_dataset(
     batch_size: int = 32,
     concurrency: int = 1,
     num_gpus: float = 0,
+    num_cpus: float = 1,
     **encoder_kwargs: Any,
 ) -> ray.data.Dataset:
     """Add ``embedding`` and ``error`` columns to ``ds``, keeping every other column as it is.
 
-    ``concurrency`` actors each load ``model_name`` once (give each ``num_gpus`` GPUs on a GPU cluster);
-    ``batch_size`` texts go through the model at a time. ``encoder_kwargs`` (``max_length``, ``pooling``,
-    ``dtype``, ``device``, ``model_kwargs`` ...) go to :meth:`EchoEncoder.from_pretrained`.
+    ``concurrency`` actors each load ``model_name`` once and reserve ``num_gpus`` GPUs and ``num_cpus`` CPUs (on
+    CPU, torch in an actor runs one thread per reserved CPU); ``batch_size`` texts go through the model at a time.
+    ``encoder_kwargs`` (``max_length``, ``pooling``, ``dtype``, ``device``, ``model_kwargs`` ...) go to
+    :meth:`EchoEncoder.from_pretrained`.
+
+    Ray Data starts the actors before any upstream task: if they reserve every CPU of the cluster, read tasks
+    never run and the job hangs (ray-project/ray#44687). Leave a CPU free or ``materialize()`` the input first.
     """
     columns = ds.schema().names
     if text_column not in columns:
@@ -84,6 +89,7 @@ def embed_dataset(
         batch_size=max(batch_size, 256),
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_gpus=num_gpus,
+        num_cpus=num_cpus,
     )
 
 
