@@ -22,6 +22,7 @@ import ray
 import torch
 
 from echo_embeddings import EchoEncoder
+from echo_embeddings.evaluation.sts import load_sts
 from echo_embeddings.ray import embed_dataset, split_errors
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,14 +31,8 @@ BLOCK_ROWS = 250
 
 
 def stsb_train_sentences(n: int) -> list[str]:
-    texts: list[str] = []
-    with open(DATA / "sts" / "stsb-train.jsonl", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts.extend([row["sentence1"], row["sentence2"]])
-            if len(texts) >= n:
-                break
-    return texts[:n]
+    first, second, _ = load_sts(DATA / "sts" / "stsb-train.jsonl")
+    return [text for pair in zip(first, second, strict=True) for text in pair][:n]
 
 
 @ray.remote

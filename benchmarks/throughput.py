@@ -33,7 +33,8 @@ import torch
 
 from echo_embeddings import EchoEncoder, load_model
 from echo_embeddings.batching import collate
-from echo_embeddings.evaluation.metrics import spearman
+from echo_embeddings.evaluation import Arm
+from echo_embeddings.evaluation.sts import evaluate_sts
 from echo_embeddings.models import LoadedModel
 from echo_embeddings.pooling import pool
 
@@ -190,13 +191,7 @@ def tiny_model(path: Path) -> str:
 
 
 def stsb_dev_spearman(encoder: EchoEncoder, limit: int | None) -> float:
-    rows = [json.loads(line) for line in open(DATA / "sts" / "stsb-dev.jsonl", encoding="utf-8")][:limit]
-    unique = list(dict.fromkeys([r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]))
-    index = {t: i for i, t in enumerate(unique)}
-    vectors = encoder.encode(unique)
-    a = vectors[[index[r["sentence1"]] for r in rows]]
-    b = vectors[[index[r["sentence2"]] for r in rows]]
-    return 100 * spearman((a * b).sum(1), [r["score"] for r in rows])
+    return evaluate_sts([Arm(encoder)], DATA / "sts" / "stsb-dev.jsonl", limit)[0].score
 
 
 def table(title: str, rows: dict[str, dict], peak: float) -> str:
@@ -230,12 +225,14 @@ def main() -> None:
     plain = EchoEncoder(loaded, template="{text}")
     classical = EchoEncoder(loaded, template="classical")
     echo = EchoEncoder(loaded, template="echo")
+    echo_int8 = EchoEncoder(variants["int8"])
+    short_template = EchoEncoder(loaded, template=SHORT_TEMPLATE)
     arms = {
         "plain": (plain.encode, counters["fp32"]),
         "classical": (classical.encode, counters["fp32"]),
         "naive-echo": (lambda texts: naive_echo(echo, texts), counters["fp32"]),
         "echo": (echo.encode, counters["fp32"]),
-        "echo-int8": (EchoEncoder(variants["int8"]).encode, counters["int8"]),
+        "echo-int8": (echo_int8.encode, counters["int8"]),
         "echo-bf16": (EchoEncoder(variants["bf16"]).encode, counters["bf16"]),
     }
     short = [json.loads(line)["sentence1"] for line in open(DATA / "sts" / "stsb-test.jsonl", encoding="utf-8")]
@@ -256,10 +253,9 @@ def main() -> None:
 
     results["quality_stsb_dev_spearman"] = {
         "echo": stsb_dev_spearman(echo, args.quality_pairs),
-        "echo-int8": stsb_dev_spearman(EchoEncoder(variants["int8"]), args.quality_pairs),
-        "echo-short-template": stsb_dev_spearman(EchoEncoder(loaded, template=SHORT_TEMPLATE), args.quality_pairs),
+        "echo-int8": stsb_dev_spearman(echo_int8, args.quality_pairs),
+        "echo-short-template": stsb_dev_spearman(short_template, args.quality_pairs),
     }
-    short_template = EchoEncoder(loaded, template=SHORT_TEMPLATE)
     results["short_template"] = run_arms(
         {"plain": arms["plain"], "echo": arms["echo"], "echo-short": (short_template.encode, counters["fp32"])},
         short,
