@@ -40,9 +40,12 @@ def by_id(rows, column):
 
 def test_every_row_once_same_vectors_errors_listed(corpus, tiny_model_dir):
     path, texts = corpus
-    # Two actors take both CPUs of this local Ray, so the rows come from memory rather than from read tasks.
+    # Two actors take both CPUs of this local Ray, so the rows come from memory rather than from read tasks, in
+    # several blocks so that both actors get some.
+    table = pq.read_table(path)
+    blocks = [table.slice(start, 250) for start in range(0, table.num_rows, 250)]
     embedded = embed_dataset(
-        ray.data.from_arrow(pq.read_table(path)), model_name=str(tiny_model_dir), device="cpu", concurrency=2
+        ray.data.from_arrow(blocks), model_name=str(tiny_model_dir), device="cpu", concurrency=2
     ).materialize()
     good, bad = split_errors(embedded)
     good_rows, bad_rows = good.take_all(), bad.take_all()
