@@ -33,7 +33,7 @@ import torch
 
 from echo_embeddings import EchoEncoder, load_model
 from echo_embeddings.batching import collate
-from echo_embeddings.evaluation import Arm
+from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.sts import evaluate_sts
 from echo_embeddings.models import LoadedModel
 from echo_embeddings.pooling import pool
@@ -222,11 +222,11 @@ def main() -> None:
     variants = {"fp32": loaded, "int8": int8_model(loaded), "bf16": bf16_model(loaded)}
     linear_params = sum(m.weight.numel() for m in loaded.model.modules() if isinstance(m, torch.nn.Linear))
     counters = {key: ForwardCounter(v.model, linear_params) for key, v in variants.items()}
-    plain = EchoEncoder(loaded, template="{text}")
-    classical = EchoEncoder(loaded, template="classical")
-    echo = EchoEncoder(loaded, template="echo")
+    echo = EchoEncoder(loaded)
+    plain = echo.with_settings(template="{text}")
+    classical = echo.with_settings(template="classical")
     echo_int8 = EchoEncoder(variants["int8"])
-    short_template = EchoEncoder(loaded, template=SHORT_TEMPLATE)
+    short_template = echo.with_settings(template=SHORT_TEMPLATE)
     arms = {
         "plain": (plain.encode, counters["fp32"]),
         "classical": (classical.encode, counters["fp32"]),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from echo_embeddings.settings import EncoderSettings
+from echo_embeddings.config import EchoConfig
+from echo_embeddings.settings import EncoderSettings, single_text
 from echo_embeddings.texts import check_texts
 
 
@@ -24,22 +25,36 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         Settings.embed_model = EchoEmbedding()  # SmolLM2-135M-Instruct, offline
         Settings.embed_model = EchoEmbedding(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
 
-    Queries use the template's query form with ``query_instruction``; texts use its document form with
-    ``text_instruction``. Instances with the same model, device and dtype share one loaded model, and a pickled or
-    ``to_dict`` copy reuses it in the same process.
+    Every :class:`echo_embeddings.config.EchoConfig` setting is a field; ``text_instruction`` is accepted for
+    ``document_instruction``, and LlamaIndex's ``embed_batch_size`` is ``batch_size`` (either may be given).
+    Queries use the template's query form, texts its document form. Instances with the same model, device and
+    dtype share one loaded model, and a pickled or ``to_dict`` copy reuses it in the same process.
     """
 
-    text_instruction: str | None = Field(default=None, description="Instruction for texts (documents).")
-    normalize: bool = Field(default=True, description="L2-normalize the vectors.")
-    # LlamaIndex hands texts over in chunks of embed_batch_size and the encoder runs each chunk as length-sorted
-    # forward passes of that many texts: LlamaIndex's default of 10 spends more time between calls, and on this
-    # project's CPU benchmark 16-32 texts per pass were fastest (larger passes were slower).
-    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Texts per forward pass.")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    aliases: ClassVar[dict[str, str]] = {"text_instruction": "document_instruction"}
+
     show_progress_bar: bool = Field(default=False, description="Show the encoder's progress bar.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embed_batch_size_is_batch_size(cls, data: Any) -> Any:
+        # LlamaIndex hands texts over in chunks of embed_batch_size and the encoder runs each chunk as length-sorted
+        # forward passes of batch_size texts: one number. LlamaIndex's own default of 10 spent more time between
+        # calls on this project's CPU benchmark than EchoConfig's 32.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "embed_batch_size" in data:
+            size = data.pop("embed_batch_size")
+            if data.setdefault("batch_size", size) != size:
+                raise ValueError("'embed_batch_size' and 'batch_size' are the same setting: give one")
+        data["embed_batch_size"] = data.get("batch_size", EchoConfig.model_fields["batch_size"].default)
+        return data
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._load_encoder(normalize=self.normalize)
+        self._load_encoder()
 
     @classmethod
     def class_name(cls) -> str:
@@ -56,18 +71,13 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         return await super().aget_text_embedding_batch(check_texts(texts), show_progress, **kwargs)
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self.encoder.encode_queries([query], instruction=self.query_instruction)[0].tolist()
+        return self.encoder.encode_queries(single_text(query))[0].tolist()
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._get_text_embeddings([text])[0]
+        return self._get_text_embeddings(single_text(text, role="text"))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.encoder.encode_documents(
-            texts,
-            instruction=self.text_instruction,
-            batch_size=self.embed_batch_size,
-            show_progress=self.show_progress_bar,
-        ).tolist()
+        return self.encoder.encode_documents(texts, show_progress=self.show_progress_bar).tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)

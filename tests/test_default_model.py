@@ -32,7 +32,7 @@ def toy_accuracy(encoder: EchoEncoder, structure: str) -> float:
 def test_echo_beats_classical_on_shared_prefix_triples(default_encoder):
     """Section 3: when the distractor repeats the query's first half word for word, classical mean pooling is
     fooled by the identical prefix states; echo's second copy has seen the endings."""
-    classical = EchoEncoder(default_encoder._loaded, template="classical")
+    classical = default_encoder.with_settings(template="classical")
     echo_acc = toy_accuracy(default_encoder, "shared-prefix")
     classical_acc = toy_accuracy(classical, "shared-prefix")
     assert echo_acc > classical_acc, (echo_acc, classical_acc)

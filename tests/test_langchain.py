@@ -3,6 +3,7 @@
 import asyncio
 import math
 
+import numpy as np
 import pytest
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
@@ -87,15 +88,29 @@ def test_bad_inputs(tiny_embeddings):
     ("kwargs", "message"),
     [
         ({"template": "nope"}, "unknown template 'nope'"),
-        ({"batch_size": 0}, "greater than 0"),
-        ({"max_length": -1}, "greater than 0"),
+        ({"batch_size": 0}, "greater than or equal to 1"),
+        ({"batch_size": True}, "valid integer"),
+        ({"max_length": -1}, "greater than or equal to 1"),
         ({"pooling": "max"}, "'mean' or 'last'"),
+        ({"pooling": ""}, "'mean' or 'last'"),
         ({"normalise": True}, "Extra inputs are not permitted"),
+        ({"normalize": True, "normalize_embeddings": False}, "'normalize_embeddings' and 'normalize' are the same"),
+        ({"model_kwargs": {"device": "cpu"}}, "use device= instead"),
     ],
 )
 def test_bad_settings_fail_at_construction(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         EchoEmbeddings(**kwargs)
+
+
+def test_langchain_names_are_aliases(tiny_model_dir, tiny_embeddings):
+    raw = EchoEmbeddings(model=str(tiny_model_dir), device="cpu", normalize_embeddings=False)
+    assert raw.model_name == str(tiny_model_dir) and raw.normalize is False
+    vector = np.array(raw.embed_documents(["a sentence"])[0])
+    assert abs(np.linalg.norm(vector) - 1) > 1e-3
+    np.testing.assert_allclose(
+        vector / np.linalg.norm(vector), tiny_embeddings.embed_documents(["a sentence"])[0], atol=1e-5
+    )
 
 
 async def test_async_matches_sync_and_does_not_block_the_loop(tiny_embeddings):

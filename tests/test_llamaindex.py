@@ -99,11 +99,29 @@ async def test_async_bad_inputs_name_the_index(tiny_embedding):
     ("kwargs", "message"),
     [
         ({"template": "nope"}, "unknown template 'nope'"),
-        ({"embed_batch_size": 0}, "greater than 0"),
+        ({"embed_batch_size": 0}, "greater than or equal to 1"),
         ({"embed_batch_size": 5000}, "less than or equal to 2048"),
+        ({"batch_size": 8, "embed_batch_size": 16}, "'embed_batch_size' and 'batch_size' are the same setting"),
         ({"pooling": "cls"}, "'mean' or 'last'"),
+        ({"model": "x", "normalize_embeddings": False}, "Extra inputs are not permitted"),
+        ({"model_kwargs": {"device": "cpu"}}, "use device= instead"),
     ],
 )
 def test_bad_settings_fail_at_construction(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         EchoEmbedding(**kwargs)
+
+
+def test_batch_size_names(tiny_model_dir):
+    for kwargs in ({"embed_batch_size": 6}, {"batch_size": 6}):
+        embedding = EchoEmbedding(model_name=str(tiny_model_dir), device="cpu", **kwargs)
+        assert embedding.embed_batch_size == embedding.batch_size == embedding.encoder.config.batch_size == 6
+    default = EchoEmbedding(model_name=str(tiny_model_dir), device="cpu")
+    assert default.embed_batch_size == default.batch_size == 32
+
+
+def test_query_and_text_must_be_strings(tiny_embedding):
+    with pytest.raises(TypeError, match="the query is NoneType"):
+        tiny_embedding.get_query_embedding(None)
+    with pytest.raises(TypeError, match="the text is int"):
+        tiny_embedding.get_text_embedding(3)

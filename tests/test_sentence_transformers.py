@@ -7,6 +7,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from echo_embeddings import EchoEncoder, TruncationWarning, load_sentence_transformer, sentence_transformer
+from echo_embeddings.errors import ConfigError
 
 from .conftest import DATA
 
@@ -54,7 +55,11 @@ def test_save_and_load(tiny_st, tmp_path):
     assert config["requirements"]["echo-embeddings"]["specifier"].startswith(">=")
     assert json.loads((tmp_path / "echo_config.json").read_text()) == {
         "template": "echo-instruct",
-        "max_seq_length": 512,
+        "pooling": "mean",
+        "max_length": 512,
+        "normalize": True,
+        "query_instruction": None,
+        "document_instruction": None,
     }
     with pytest.raises(ValueError, match="trust_remote_code"):
         SentenceTransformer(str(tmp_path))
@@ -65,6 +70,21 @@ def test_save_and_load(tiny_st, tmp_path):
     ):
         assert (rowwise_cos(loaded.encode_query(TEXTS), expected) >= 0.9999).all()
         assert loaded.max_seq_length == 512
+
+
+def test_folders_saved_before_the_config_still_load(tiny_st, tmp_path):
+    tiny_st.save(str(tmp_path))
+    (tmp_path / "echo_config.json").write_text(json.dumps({"template": "echo-instruct", "max_seq_length": 64}))
+    loaded = load_sentence_transformer(str(tmp_path))
+    assert loaded.max_seq_length == 64
+    assert (rowwise_cos(loaded.encode_query(TEXTS), tiny_st.encode_query(TEXTS)) >= 0.9999).all()
+
+
+def test_max_seq_length_is_checked_as_everywhere(tiny_st):
+    with pytest.raises(ConfigError, match="max_length must be at most 2048"):
+        tiny_st.max_seq_length = 10**9
+    with pytest.raises(ConfigError, match="max_length must be at most 2048"):
+        sentence_transformer(str(tiny_st[0].echo_config.model_name), max_length=10**9, device="cpu")
 
 
 def test_custom_template_survives_save(tiny_model_dir, tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 from .files import InputError
 
@@ -92,32 +93,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The EchoConfig settings every model-using command offers, under their option names. Type, choices, help and
+# default come from the config's own field, so an option never disagrees with the setting it sets.
+SETTING_OPTIONS = {
+    "model_name": "--model",
+    "template": "--template",
+    "pooling": "--pooling",
+    "batch_size": "--batch-size",
+    "max_length": "--max-length",
+    "device": "--device",
+    "dtype": "--dtype",
+}
+
+
 def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> None:
-    parser.add_argument("--model", default=None, help="hub id, local folder or .gguf file (default: SmolLM2-135M)")
-    if single_template:
-        parser.add_argument("--template", default="echo", help="preset name or pattern string (default: echo)")
-    else:
-        parser.add_argument(
-            "--template", action="append", default=None, help="preset name or pattern (repeatable; default: echo)"
-        )
-    parser.add_argument("--pooling", choices=["mean", "last"], default=None, help="default: the template's own")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per sequence, both copies (default: 512)")
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16... (default: bf16 on CUDA, else fp32)")
+    from .config import EchoConfig
+
+    for name, option in SETTING_OPTIONS.items():
+        field = EchoConfig.model_fields[name]
+        help_text = f"{field.description} Default: {field.default}"
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
+        if field.annotation is int:
+            kwargs["type"] = int
+        choices = [c for arg in get_args(field.annotation) if get_origin(arg) is Literal for c in get_args(arg)]
+        if choices:
+            kwargs["choices"] = choices
+        if name == "template" and not single_template:
+            kwargs.update(action="append", help=f"{help_text}. Repeatable.")
+        parser.add_argument(option, **kwargs)
 
 
-def _encoder(args: argparse.Namespace, template: str):
+def _encoder(args: argparse.Namespace, template: str | None):
     import transformers
 
     from .encoder import EchoEncoder
 
     transformers.utils.logging.disable_progress_bar()  # this command shows its own
-
-    return EchoEncoder.from_pretrained(
-        args.model, template=template, pooling=args.pooling, max_length=args.max_length, device=args.device,
-        dtype=args.dtype,
-    )  # fmt: skip
+    settings = {name: getattr(args, name) for name in SETTING_OPTIONS}
+    return EchoEncoder.from_pretrained(**{**settings, "template": template})
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -134,7 +147,7 @@ def _embed(args: argparse.Namespace) -> None:
         tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
     ):
         for ids, texts in read_texts(args.input, args.field):
-            vectors = encoder.encode(texts, args.batch_size, query=args.query, instruction=args.instruction)
+            vectors = encoder.encode(texts, query=args.query, instruction=args.instruction)
             writer.write(ids, vectors)
             bar.update(len(texts))
     print(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}", file=sys.stderr)
@@ -156,9 +169,8 @@ def _embed_on_ray(args: argparse.Namespace) -> None:
     # (ray-project/ray#44687). It also lets the final row count reuse these blocks instead of reading again.
     dataset = dataset.materialize()
     embedded = embed_dataset(
-        dataset, args.field, args.model, args.template, args.query, args.batch_size,
-        concurrency=args.concurrency, num_gpus=args.num_gpus, num_cpus=args.num_cpus,
-        pooling=args.pooling, max_length=args.max_length, device=args.device, dtype=args.dtype,
+        dataset, text_column=args.field, query=args.query, concurrency=args.concurrency, num_gpus=args.num_gpus,
+        num_cpus=args.num_cpus, **{name: getattr(args, name) for name in SETTING_OPTIONS},
     ).materialize()  # fmt: skip
     good, bad = split_errors(embedded)
     errors_path = args.errors or args.output.with_name(args.output.name + ".errors")
@@ -171,16 +183,16 @@ def _embed_on_ray(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .evaluation import Arm
+    from .evaluation.arm import Arm
     from .evaluation.report import markdown_table, write_report
 
     show_progress = sys.stderr.isatty()
     arms = []
-    for template in args.template or ["echo"]:
+    for template in args.template or [None]:
         encoder = _encoder(args, template)  # every template shares the one loaded model
-        arms.append(Arm(encoder, batch_size=args.batch_size))
+        arms.append(Arm(encoder))
         if args.compute_matched and encoder.template.document.count("text") > 1:
-            arms.append(Arm(encoder, compute_matched=True, batch_size=args.batch_size))
+            arms.append(Arm(encoder, compute_matched=True))
     if args.task == "sts":
         from .evaluation.sts import evaluate_sts
 

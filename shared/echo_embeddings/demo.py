@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     echo = EchoEncoder.from_pretrained(args.model)
-    classical = EchoEncoder(echo._loaded, template="classical")
+    classical = echo.with_settings(template="classical")
     print(f"model: {echo.model_name}\n")
     print(f"{'query':<48} {'template':<10} {'cos(paraphrase)':>16} {'cos(distractor)':>16}  ranks first")
     wins = {"classical": 0, "echo": 0}

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 
 from .batching import collate, plan_batches
-from .models import DType, LoadedModel, load_model
-from .pooling import POOLING_METHODS, PoolingMethod, pool
+from .config import EchoConfig, PoolingName
+from .errors import ConfigError
+from .models import LoadedModel, load_model
+from .pooling import pool
 from .prefix_cache import PrefixCache
-from .templates import Template, TemplateLike, resolve_template
+from .templates import Template
 from .texts import check_texts
 from .tokenization import TemplateTokenizer, TruncationWarning
 
@@ -29,60 +31,47 @@ CHUNK_TEXTS = 4096
 class EchoEncoder:
     """Embeds texts with a causal LM by mean-pooling the second copy of each text (echo embeddings).
 
-    Build one with :meth:`from_pretrained`. Thread-safe: concurrent ``encode`` calls give the same vectors as
-    sequential ones.
+    Build one with :meth:`from_pretrained`; :meth:`with_settings` gives another reading of the same loaded model.
+    Thread-safe: concurrent ``encode`` calls give the same vectors as sequential ones.
     """
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        *,
-        template: TemplateLike = "echo",
-        pooling: PoolingMethod | None = None,
-        max_length: int = 512,
-        normalize: bool = True,
-    ) -> None:
-        self.template: Template = resolve_template(template)
-        pooling = pooling or self.template.pooling
-        if pooling not in POOLING_METHODS:
-            raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLING_METHODS)}")
-        limit = getattr(loaded.model.config, "max_position_embeddings", None)
-        if not isinstance(max_length, int) or max_length < 1 or (limit and max_length > limit):
-            raise ValueError(
-                f"max_length must be an int in [1, {limit or 'inf'}] for {loaded.name}, got {max_length!r}"
-            )
+    def __init__(self, loaded: LoadedModel, *, config: EchoConfig | None = None) -> None:
+        config = config or EchoConfig(model_name=loaded.name)
+        check_max_length(config.max_length, loaded)
+        self.config = config
+        self.template: Template = config.resolved_template
+        self.pooling: PoolingName = config.resolved_pooling
         self._loaded = loaded
-        self.pooling: PoolingMethod = pooling
-        self.max_length = max_length
-        self.normalize = normalize
-        self.template_tokenizer = TemplateTokenizer(loaded.tokenizer, self.template, max_length)
+        self.template_tokenizer = TemplateTokenizer(loaded.tokenizer, self.template, config.max_length)
         self._prefix_cache = PrefixCache(loaded.model)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        model_name: str | os.PathLike | None = None,
-        *,
-        template: TemplateLike = "echo",
-        pooling: PoolingMethod | None = None,
-        max_length: int = 512,
-        normalize: bool = True,
-        device: str | torch.device | None = None,
-        dtype: DType = None,
-        model_kwargs: dict[str, Any] | None = None,
-        cache_folder: str | os.PathLike | None = None,
-    ) -> EchoEncoder:
+    def from_pretrained(cls, model_name: str | os.PathLike | None = None, **settings: Any) -> EchoEncoder:
         """Load a causal LM (hub id, local folder or ``.gguf`` file; None for the default model) and wrap it.
 
-        ``template`` is a preset name (see ``TEMPLATES``), a pattern string or a :class:`Template`; ``pooling``
-        ("mean" or "last") defaults to the template's own (mean for every preset but prompteol); ``max_length``
-        bounds the whole sequence (template and every copy of the text); ``model_kwargs`` go to
-        ``AutoModel.from_pretrained``. The model is shared with any other encoder that loaded the same one.
+        ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields: ``template`` (a preset name, a pattern
+        string or a mapping), ``pooling`` (default: the template's), ``max_length`` (the whole sequence: template
+        and every copy), ``normalize``, ``batch_size``, ``query_instruction``, ``document_instruction``,
+        ``device``, ``dtype``, ``model_kwargs`` (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model
+        folder's own ``echo_config.json`` (a fine-tuned model's) supplies the defaults. The loaded model is shared
+        with any other encoder that loaded the same one.
         """
+        config = EchoConfig.create(model_name, **settings)
         loaded = load_model(
-            model_name, device=device, dtype=dtype, model_kwargs=model_kwargs, cache_folder=cache_folder
+            config.model_name,
+            device=config.device,
+            dtype=config.dtype,
+            model_kwargs=config.model_kwargs,
+            cache_folder=config.cache_folder,
         )
-        return cls(loaded, template=template, pooling=pooling, max_length=max_length, normalize=normalize)
+        return cls(loaded, config=config)
+
+    def with_settings(self, **settings: Any) -> EchoEncoder:
+        """An encoder on the same loaded model with some settings changed (template, pooling, max_length, ...)."""
+        loading = {"model_name", "device", "dtype", "model_kwargs", "cache_folder"} & set(settings)
+        if loading:
+            raise ConfigError(f"{sorted(loading)} choose which model is loaded: use EchoEncoder.from_pretrained")
+        return EchoEncoder(self._loaded, config=self.config.replace(**settings))
 
     @property
     def model(self) -> Any:
@@ -107,12 +96,17 @@ class EchoEncoder:
     def device(self) -> torch.device:
         return self._loaded.device
 
+    @property
+    def max_length(self) -> int:
+        return self.config.max_length
+
+    @property
+    def normalize(self) -> bool:
+        return self.config.normalize
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the recipe, not the weights: unpickling loads the model, or reuses it if this process has it."""
-        settings = dict(
-            template=self.template, pooling=self.pooling, max_length=self.max_length, normalize=self.normalize
-        )
-        return (_from_recipe, (self.model_name, self._loaded.load_kwargs, settings))
+        return (_from_recipe, (self._loaded.load_kwargs, self.config))
 
     def __repr__(self) -> str:
         return (
@@ -120,36 +114,37 @@ class EchoEncoder:
             f"max_length={self.max_length}, normalize={self.normalize}, device='{self.device}')"
         )
 
-    def encode_queries(
-        self, texts: Sequence[str], instruction: str | None = None, batch_size: int = 32, show_progress: bool = False
-    ) -> np.ndarray:
-        """Embed queries with the template's query form; ``instruction`` fills its ``{instruction}`` slot."""
-        return self.encode(texts, batch_size, show_progress, query=True, instruction=instruction)
+    def encode_queries(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        """Embed queries with the template's query form: :meth:`encode` with ``query=True``."""
+        return self.encode(texts, query=True, **options)
 
-    def encode_documents(
-        self, texts: Sequence[str], instruction: str | None = None, batch_size: int = 32, show_progress: bool = False
-    ) -> np.ndarray:
-        """Embed documents with the template's document form (the same as :meth:`encode`)."""
-        return self.encode(texts, batch_size, show_progress, query=False, instruction=instruction)
+    def encode_documents(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        """Embed documents with the template's document form: :meth:`encode` with ``query=False``."""
+        return self.encode(texts, query=False, **options)
 
     def encode(
         self,
         texts: Sequence[str],
-        batch_size: int = 32,
-        show_progress: bool = False,
         *,
         query: bool = False,
         instruction: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
     ) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape ``(len(texts), dim)``, row i for ``texts[i]``.
 
-        Uses the document form unless ``query``. An ``instruction`` fills the ``{instruction}`` slot, or leads the
-        prompt when the template has none. Texts too long for ``max_length`` are cut (a :class:`TruncationWarning`
-        says how many); a text with no tokens (``""``) is embedded as the EOS token in its place.
+        Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
+        prompt when the form has none; None means the config's ``query_instruction``/``document_instruction``,
+        then the template's own. ``batch_size`` defaults to the config's. Texts too long for ``max_length`` are
+        cut (a :class:`TruncationWarning` says how many); a text with no tokens (``""``) is embedded as the EOS
+        token in its place.
         """
         texts = check_texts(texts)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = self.config.batch_size if batch_size is None else batch_size
+        if type(batch_size) is not int or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        if instruction is None:
+            instruction = self.config.query_instruction if query else self.config.document_instruction
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         prefix = self.template_tokenizer.shared_prefix(query=query, instruction=instruction)
         truncated = 0
@@ -180,10 +175,17 @@ class EchoEncoder:
         device = self.device
         hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), batch["attention_mask"].to(device))
         vectors = pool(hidden, batch["pool_mask"].to(device), batch["attention_mask"].to(device), self.pooling)
-        if self.normalize:
+        if self.config.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.cpu().numpy()
 
 
-def _from_recipe(model_name: str, load_kwargs: dict[str, Any], settings: dict[str, Any]) -> EchoEncoder:
-    return EchoEncoder(load_model(model_name, **load_kwargs), **settings)
+def _from_recipe(load_kwargs: dict[str, Any], config: EchoConfig) -> EchoEncoder:
+    return EchoEncoder(load_model(config.model_name, **load_kwargs), config=config)
+
+
+def check_max_length(max_length: int, loaded: LoadedModel) -> None:
+    """``max_length`` must fit the model's position embeddings."""
+    limit = getattr(loaded.model.config, "max_position_embeddings", None)
+    if limit and max_length > limit:
+        raise ConfigError(f"max_length must be at most {limit} for {loaded.name}, got {max_length!r}")

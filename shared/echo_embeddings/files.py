@@ -93,6 +93,46 @@ def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iter
         yield record
 
 
+def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(location, record)`` for every row of a ``.jsonl``, ``.csv`` or ``.parquet`` file, in file order.
+
+    ``location`` is ``FILE:LINE`` (``FILE: row N`` for Parquet); a CSV's empty cell is None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = _suffix(path, (".jsonl", ".csv", ".parquet"), "table")
+    if suffix == ".jsonl":
+        for number, line in _lines(path):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield f"{path}:{number}", record
+        return
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        batches = pq.ParquetFile(path).iter_batches()
+        first_row, where = 0, "row"
+    else:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        try:
+            batches = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        except pa.ArrowInvalid as err:
+            raise InputError(f"{path}: unreadable CSV ({err})") from None
+        first_row, where = 2, "line"  # line 1 is the header
+    row = first_row
+    for batch in batches:
+        for record in batch.to_pylist():
+            yield (f"{path}:{row}" if where == "line" else f"{path}: row {row}"), record
+            row += 1
+
+
 def _txt_rows(path: Path, field: str) -> Iterator[tuple[int, str]]:
     for number, line in _lines(path):
         yield number - 1, line

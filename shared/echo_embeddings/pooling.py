@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 
-PoolingMethod = Literal["mean", "last"]
-POOLING_METHODS: tuple[str, ...] = ("mean", "last")
+from .config import PoolingName
 
 
 def pool(
-    hidden: torch.Tensor, pool_mask: torch.Tensor, attention_mask: torch.Tensor, method: PoolingMethod
+    hidden: torch.Tensor, pool_mask: torch.Tensor, attention_mask: torch.Tensor, method: PoolingName
 ) -> torch.Tensor:
     """Pool ``hidden`` (batch, seq, dim) into (batch, dim) fp32 vectors.
 
@@ -25,4 +24,4 @@ def pool(
     if method == "last":
         last = attention_mask.sum(dim=1) - 1
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
-    raise ValueError(f"unknown pooling {method!r}: use one of {', '.join(POOLING_METHODS)}")
+    raise ValueError(f"unknown pooling {method!r}: use one of {', '.join(get_args(PoolingName))}")

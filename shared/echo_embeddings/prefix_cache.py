@@ -23,8 +23,10 @@ class PrefixCache:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        # transformers 5 renamed the forward argument past_key_values -> cache; accept either.
-        params = inspect.signature(model.forward).parameters
+        # transformers 5 renamed the forward argument past_key_values -> cache; accept either. A wrapper such as
+        # peft's PeftModel forwards **kwargs, so ask the model it wraps: a wrong name would be silently ignored.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -43,6 +45,11 @@ class PrefixCache:
             use_cache=True,
             **{self._cache_arg: cache},
         ).last_hidden_state
+
+    def clear(self) -> None:
+        """Forget every cached prefix (after the model's weights change)."""
+        with self._lock:
+            self._caches.clear()
 
     def _cache_for(self, prefix: tuple[int, ...]) -> Any:
         with self._lock:

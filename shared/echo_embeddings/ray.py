@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import ray.data
 
+from .config import EchoConfig
+
 EMBEDDING_COLUMN = "embedding"
 ERROR_COLUMN = "error"
 
@@ -22,18 +24,16 @@ ERROR_COLUMN = "error"
 class _EmbedBatch:
     """Ray Data UDF: one encoder per actor, pyarrow batches in and out."""
 
-    def __init__(
-        self, text_column: str, query: bool, batch_size: int, model_name: str | None, encoder_kwargs: dict[str, Any]
-    ) -> None:
+    def __init__(self, text_column: str, query: bool, config: EchoConfig) -> None:
         from .encoder import EchoEncoder
 
-        self.encoder = EchoEncoder.from_pretrained(model_name, **encoder_kwargs)
-        self.text_column, self.query, self.batch_size = text_column, query, batch_size
+        self.encoder = EchoEncoder.from_pretrained(**config.model_dump())
+        self.text_column, self.query = text_column, query
 
     def __call__(self, table: pa.Table) -> pa.Table:
         texts = table.column(self.text_column).to_pylist()
         good = [i for i, text in enumerate(texts) if isinstance(text, str)]
-        vectors = self.encoder.encode([texts[i] for i in good], self.batch_size, query=self.query)
+        vectors = self.encoder.encode([texts[i] for i in good], query=self.query)
         full = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
         full[good] = vectors
         valid = np.zeros(len(texts), dtype=bool)
@@ -50,26 +50,25 @@ class _EmbedBatch:
 
 def embed_dataset(
     ds: ray.data.Dataset,
+    *,
     text_column: str = "text",
-    model_name: str | None = None,
-    template: str = "echo",
     query: bool = False,
-    batch_size: int = 32,
     concurrency: int = 1,
     num_gpus: float = 0,
     num_cpus: float = 1,
-    **encoder_kwargs: Any,
+    **settings: Any,
 ) -> ray.data.Dataset:
     """Add ``embedding`` and ``error`` columns to ``ds``, keeping every other column as it is.
 
-    ``concurrency`` actors each load ``model_name`` once and reserve ``num_gpus`` GPUs and ``num_cpus`` CPUs (on
-    CPU, torch in an actor runs one thread per reserved CPU); ``batch_size`` texts go through the model at a time.
-    ``encoder_kwargs`` (``max_length``, ``pooling``, ``dtype``, ``device``, ``model_kwargs`` ...) go to
-    :meth:`EchoEncoder.from_pretrained`.
+    ``concurrency`` actors each load the model once and reserve ``num_gpus`` GPUs and ``num_cpus`` CPUs (on
+    CPU, torch in an actor runs one thread per reserved CPU). ``settings`` are
+    :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``batch_size``,
+    ``max_length``, ``device``, ...), checked here, before any actor starts.
 
     Ray Data starts the actors before any upstream task: if they reserve every CPU of the cluster, read tasks
     never run and the job hangs (ray-project/ray#44687). Leave a CPU free or ``materialize()`` the input first.
     """
+    config = EchoConfig.create(**settings)
     columns = ds.schema().names
     if text_column not in columns:
         raise ValueError(f"the dataset has no column {text_column!r} (columns: {', '.join(columns)})")
@@ -78,15 +77,9 @@ def embed_dataset(
         raise ValueError(f"the dataset already has column(s) {sorted(clash)}; rename them first")
     return ds.map_batches(
         _EmbedBatch,
-        fn_constructor_kwargs={
-            "text_column": text_column,
-            "query": query,
-            "batch_size": batch_size,
-            "model_name": model_name,
-            "encoder_kwargs": {"template": template, **encoder_kwargs},
-        },
+        fn_constructor_kwargs={"text_column": text_column, "query": query, "config": config},
         batch_format="pyarrow",
-        batch_size=max(batch_size, 256),
+        batch_size=max(config.batch_size, 256),
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_gpus=num_gpus,
         num_cpus=num_cpus,

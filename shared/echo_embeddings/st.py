@@ -25,9 +25,11 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 
 from . import __version__
 from .batching import collate
-from .models import DType, load_model
-from .pooling import POOLING_METHODS, PoolingMethod, pool
-from .templates import TemplateLike, resolve_template, template_spec
+from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig, PoolingName
+from .encoder import check_max_length
+from .models import load_model
+from .pooling import pool
+from .prefix_cache import PrefixCache
 from .texts import check_texts
 from .tokenization import TemplateTokenizer
 
@@ -37,65 +39,84 @@ class EchoTransformer(InputModule):
 
     Args:
         model_name_or_path: hub id, local folder or ``.gguf`` file; None for the default model.
-        template: a preset name, a pattern string, a mapping or a :class:`~echo_embeddings.Template`.
-        max_seq_length: bound on the whole sequence (template and every copy of the text).
-        model_kwargs: passed to ``AutoModel.from_pretrained`` (e.g. ``{"dtype": "bfloat16"}`` via ``dtype``).
+        settings: :class:`~echo_embeddings.config.EchoConfig` fields (``template``, ``max_length``,
+            ``query_instruction``, ``device``, ``dtype``, ``model_kwargs``, ...); a folder's own
+            ``echo_config.json`` supplies the defaults.
+
+    Outside training, ``forward`` runs the template's shared prefix once and reuses its keys and values, as
+    :class:`~echo_embeddings.EchoEncoder` does; in training mode every sequence runs whole, so gradients reach it.
     """
 
-    config_file_name = "echo_config.json"
-    config_keys = ["template", "max_seq_length"]
+    config_file_name = CONFIG_FILE
+    config_keys = list(FOLDER_KEYS)
 
-    def __init__(
-        self,
-        model_name_or_path: str | None = None,
-        template: TemplateLike = "echo",
-        max_seq_length: int = 512,
-        *,
-        device: str | None = None,
-        dtype: DType = None,
-        model_kwargs: dict[str, Any] | None = None,
-        cache_folder: str | None = None,
-    ) -> None:
+    def __init__(self, model_name_or_path: str | None = None, **settings: Any) -> None:
         super().__init__()
+        self.echo_config = EchoConfig.create(model_name_or_path, **settings)
         # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
         loaded = load_model(
-            model_name_or_path,
-            device=device,
-            dtype=dtype,
-            model_kwargs=model_kwargs,
-            cache_folder=cache_folder,
+            self.echo_config.model_name,
+            device=self.echo_config.device,
+            dtype=self.echo_config.dtype,
+            model_kwargs=self.echo_config.model_kwargs,
+            cache_folder=self.echo_config.cache_folder,
             shared=False,
         )
+        self._loaded = loaded
         self.auto_model = loaded.model
         self.tokenizer = loaded.tokenizer
-        self.template = resolve_template(template)
-        self.max_seq_length = max_seq_length
+        self.template = self.echo_config.resolved_template
+        self._prefix_cache = PrefixCache(self.auto_model)
+        self.max_seq_length = self.echo_config.max_length
 
     @property
     def max_seq_length(self) -> int:
-        return self._template_tokenizer.max_length
+        return self.echo_config.max_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
+        config = self.echo_config.replace(max_length=value)
+        check_max_length(config.max_length, self._loaded)
+        self.echo_config = config
         self._template_tokenizer = TemplateTokenizer(self.tokenizer, self.template, value)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"template": template_spec(self.template), "max_seq_length": self.max_seq_length}
+        return self.echo_config.folder_settings()
 
     def get_embedding_dimension(self) -> int:
         return int(self.auto_model.config.hidden_size)
 
+    def train(self, mode: bool = True) -> EchoTransformer:
+        self._prefix_cache.clear()  # cached prefix states are stale once the weights may change
+        return super().train(mode)
+
     def preprocess(
         self, inputs: Sequence[str], prompt: str | None = None, task: str | None = None, **kwargs: Any
     ) -> dict[str, torch.Tensor]:
-        """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction."""
-        items = self._template_tokenizer(check_texts(inputs), query=task == "query", instruction=prompt or None)
+        """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction.
+
+        Without a prompt, the config's ``query_instruction``/``document_instruction`` apply, then the template's.
+        """
+        query = task == "query"
+        instruction = prompt or (self.echo_config.query_instruction if query else self.echo_config.document_instruction)
+        items = self._template_tokenizer(check_texts(inputs), query=query, instruction=instruction)
         self._template_tokenizer.warn_truncated(sum(item.truncated for item in items), len(items), stacklevel=2)
-        return collate(items, self._template_tokenizer.pad_id)
+        if self.training:
+            return collate(items, self._template_tokenizer.pad_id)
+        prefix = self._template_tokenizer.shared_prefix(query=query, instruction=instruction)
+        features = collate(items, self._template_tokenizer.pad_id, len(prefix))
+        features["prefix_ids"] = torch.tensor(prefix, dtype=torch.long)
+        return features
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
-        output = self.auto_model(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
-        features["token_embeddings"] = output.last_hidden_state
+        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        if "prefix_ids" in features:  # made outside training: the states after the shared prefix
+            prefix = tuple(features["prefix_ids"].tolist())
+            features["token_embeddings"] = self._prefix_cache.forward(prefix, input_ids, attention_mask)
+        else:
+            features["token_embeddings"] = self.auto_model(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
@@ -117,6 +138,7 @@ class EchoTransformer(InputModule):
         model_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> EchoTransformer:
+        # The folder's echo_config.json is read by EchoConfig.create; for a hub model, fetch it here.
         config = cls.load_config(
             model_name_or_path,
             subfolder=subfolder,
@@ -125,6 +147,8 @@ class EchoTransformer(InputModule):
             revision=revision,
             local_files_only=local_files_only,
         )
+        if "max_seq_length" in config:  # the key's name before every setting lived in this file
+            config["max_length"] = config.pop("max_seq_length")
         hub = {"token": token, "revision": revision, "local_files_only": local_files_only, "subfolder": subfolder}
         hub = {key: value for key, value in hub.items() if value}
         return cls(
@@ -140,12 +164,10 @@ class EchoPooling(Module):
 
     config_keys = ["embedding_dimension", "pooling"]
 
-    def __init__(self, embedding_dimension: int, pooling: PoolingMethod = "mean") -> None:
+    def __init__(self, embedding_dimension: int, pooling: PoolingName = "mean") -> None:
         super().__init__()
-        if pooling not in POOLING_METHODS:
-            raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLING_METHODS)}")
+        self.pooling = EchoConfig(pooling=pooling).resolved_pooling  # validated where every setting is
         self.embedding_dimension = embedding_dimension
-        self.pooling = pooling
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
         features["sentence_embedding"] = pool(
@@ -160,29 +182,20 @@ class EchoPooling(Module):
         self.save_config(output_path)
 
 
-def sentence_transformer(
-    model_name: str | None = None,
-    template: TemplateLike = "echo",
-    pooling: PoolingMethod | None = None,
-    max_length: int = 512,
-    normalize: bool = True,
-    device: str | None = None,
-    dtype: DType = None,
-    model_kwargs: dict[str, Any] | None = None,
-    cache_folder: str | None = None,
-) -> SentenceTransformer:
+def sentence_transformer(model_name: str | None = None, **settings: Any) -> SentenceTransformer:
     """A ``SentenceTransformer`` that embeds with echo: the same vectors as ``EchoEncoder`` with these settings.
 
-    ``model.encode_query`` uses the template's query form and ``encode_document`` its document form; a
-    ``prompt``/``prompt_name`` fills the template's ``{instruction}`` slot. ``pooling`` defaults to the template's.
+    ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields. ``model.encode_query`` uses the
+    template's query form and ``encode_document`` its document form; a ``prompt``/``prompt_name`` fills the
+    template's ``{instruction}`` slot. Pooling and normalization follow the config (a folder's own by default).
     """
-    transformer = EchoTransformer(
-        model_name, template, max_length, device=device, dtype=dtype, model_kwargs=model_kwargs,
-        cache_folder=cache_folder,
-    )  # fmt: skip
-    pooler = EchoPooling(transformer.get_embedding_dimension(), pooling or transformer.template.pooling)
-    modules: list[torch.nn.Module] = [transformer, pooler]
-    if normalize:
+    transformer = EchoTransformer(model_name, **settings)
+    config = transformer.echo_config
+    modules: list[torch.nn.Module] = [
+        transformer,
+        EchoPooling(transformer.get_embedding_dimension(), config.resolved_pooling),
+    ]
+    if config.normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, device=str(transformer.auto_model.device))
 

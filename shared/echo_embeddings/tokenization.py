@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from .errors import ConfigError
 from .templates import Slot, Template
 
 SpaceMode = Literal["join", "marker", "none"]
@@ -148,8 +149,8 @@ class TemplateTokenizer:
 
     def _compile_uncached(self, query: bool, instruction: str | None) -> _CompiledPattern:
         pattern = self.template.pattern(query)
-        if instruction is None:
-            instruction = self.template.instruction or ""
+        if instruction is None:  # the template's default instruction fills its slot; a form without one has none
+            instruction = (self.template.instruction if pattern.count("instruction") else None) or ""
         pieces: list[str | Slot] = list(pattern.pieces)
         pooled_first, pooled_last = pattern.pooled_range
         if pattern.count("instruction") == 0 and instruction:
@@ -177,7 +178,7 @@ class TemplateTokenizer:
             copies=pattern.count("text"),
         )
         if compiled.max_text_tokens(self.max_length) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"max_length={self.max_length} leaves no room for the text: the {'query' if query else 'document'} "
                 f"form of template {self.template.name!r} takes {compiled.fixed_length} tokens by itself and "
                 f"holds {compiled.copies} copies of the text"

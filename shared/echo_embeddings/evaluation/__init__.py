@@ -1,37 +1,4 @@
-"""Evaluations on real data: STS (Spearman), BEIR retrieval (nDCG@10, Recall@100), the paper's toy triples."""
+"""Evaluations on real data: STS (Spearman), BEIR retrieval (nDCG@10, Recall@100), the paper's toy triples.
 
-from __future__ import annotations
-
-import math
-from dataclasses import dataclass
-
-import numpy as np
-
-from ..encoder import EchoEncoder
-
-
-@dataclass
-class Arm:
-    """One way of embedding to compare: a template (and its pooling) on the shared model.
-
-    ``compute_matched`` keeps the first half of each text's tokens, so an echo template (two copies) spends about
-    the tokens that a single-copy template spends on the whole text: the paper's compute-matched echo.
-    """
-
-    encoder: EchoEncoder
-    compute_matched: bool = False
-    batch_size: int = 32
-
-    @property
-    def name(self) -> str:
-        return self.encoder.template.name + ("@half" if self.compute_matched else "")
-
-    def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False) -> np.ndarray:
-        if self.compute_matched:
-            texts = self._first_halves(texts)
-        return self.encoder.encode(texts, self.batch_size, show_progress, query=query)
-
-    def _first_halves(self, texts: list[str]) -> list[str]:
-        tokenizer = self.encoder.tokenizer
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [tokenizer.decode(row[: math.ceil(len(row) / 2)]) for row in ids]
+Importing this package (or its ``metrics``) does not import torch; ``arm`` and the task modules do.
+"""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import InputError, read_records
-from . import Arm
+from .arm import Arm
 from .metrics import ndcg_at_k, recall_at_k
 from .report import Result
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import InputError, read_records
-from . import Arm
+from .arm import Arm
 from .metrics import spearman
 from .report import Result
 

@@ -1,0 +1,157 @@
+"""EchoConfig: every setting of an echo encoder, declared once, with its default, its validation and its JSON form.
+
+The encoder, the sentence-transformers modules, both framework adapters, the command line and Ray read it. A model
+folder carries the settings that say how to read that model (template, pooling, max_length, normalize and the
+instructions) in ``echo_config.json``; loading the folder makes them the defaults, so a fine-tuned model needs no
+settings repeated by its user. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
+
+from . import DEFAULT_MODEL
+from .errors import ConfigError
+from .templates import Template, resolve_template, template_spec
+
+CONFIG_FILE = "echo_config.json"
+"""The file in a model folder that holds its :data:`FOLDER_KEYS`."""
+
+FOLDER_KEYS = ("template", "pooling", "max_length", "normalize", "query_instruction", "document_instruction")
+"""The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
+
+PoolingName = Literal["mean", "last"]
+
+
+class EchoConfig(BaseModel):
+    """Which model to load, how to read it, and how to run it."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
+
+    model_name: str = Field(
+        default=DEFAULT_MODEL, description="Hub id, local folder or .gguf file of a causal LM (default: SmolLM2-135M)."
+    )
+    template: str | dict[str, str] = Field(
+        default="echo",
+        description="A preset (echo, echo-paragraph, classical, echo-instruct, prompteol), a pattern string with "
+        "{text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
+    )
+    pooling: PoolingName | None = Field(
+        default=None,
+        description="mean over the pooled span or the last token; None: the template's own (mean but for prompteol).",
+    )
+    max_length: StrictInt = Field(
+        default=512, ge=1, description="Tokens per sequence, template and every copy of the text; longer texts are cut."
+    )
+    normalize: StrictBool = Field(default=True, description="L2-normalize the vectors, so dot product is cosine.")
+    batch_size: StrictInt = Field(
+        default=32, ge=1, description="Texts per forward pass (long texts fewer: 256 tokens a text at most)."
+    )
+    query_instruction: str | None = Field(
+        default=None,
+        description="Fills the query form's {instruction} slot (or leads the query prompt if it has none); "
+        "None: the template's own.",
+    )
+    document_instruction: str | None = Field(
+        default=None, description="The same for the document form; None: the template's own, if any."
+    )
+    device: str | None = Field(default=None, description="cuda, mps, cpu...; None picks cuda, then mps, then cpu.")
+    dtype: str | None = Field(default=None, description="float32, bfloat16...; None: bfloat16 on CUDA, else float32.")
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to AutoModel.from_pretrained (revision, trust_remote_code, attn_implementation, ...).",
+    )
+    cache_folder: str | None = Field(default=None, description="Hugging Face download cache folder.")
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        resolve_template(value)  # raises with the list of presets
+        return value
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _no_loading_options_in_model_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, setting in (("device", "device"), ("dtype", "dtype"), ("torch_dtype", "dtype")):
+            if key in value:
+                raise ValueError(f"model_kwargs[{key!r}] is not passed to the model: use {setting}= instead")
+        return value
+
+    @classmethod
+    def create(cls, model_name: str | os.PathLike | None = None, **settings: Any) -> EchoConfig:
+        """A validated config for ``model_name``: its folder's saved settings, overridden by ``settings``.
+
+        Settings given as None count as not given. Bad values raise :class:`ConfigError` naming the setting.
+        """
+        given = {key: value for key, value in settings.items() if value is not None}
+        if model_name is not None:
+            given["model_name"] = str(model_name)
+        saved = read_folder_settings(given.get("model_name", DEFAULT_MODEL))
+        try:
+            return cls(**{**saved, **given})
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err)) from None
+
+    def replace(self, **settings: Any) -> EchoConfig:
+        """A validated copy with ``settings`` changed; bad values raise :class:`ConfigError`."""
+        try:
+            return type(self)(**{**self.model_dump(), **settings})
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err)) from None
+
+    @property
+    def resolved_template(self) -> Template:
+        return resolve_template(self.template)
+
+    @property
+    def resolved_pooling(self) -> PoolingName:
+        return self.pooling or self.resolved_template.pooling
+
+    def folder_settings(self) -> dict[str, Any]:
+        """The JSON form of :data:`FOLDER_KEYS`, as written to a model folder (pooling resolved, template as spec)."""
+        values = {key: getattr(self, key) for key in FOLDER_KEYS}
+        values["template"] = template_spec(self.resolved_template)
+        values["pooling"] = self.resolved_pooling
+        return values
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write :meth:`folder_settings` to ``folder/echo_config.json``."""
+        path = Path(folder) / CONFIG_FILE
+        path.write_text(json.dumps(self.folder_settings(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_folder_settings(model_name: str) -> dict[str, Any]:
+    """The :data:`FOLDER_KEYS` saved in ``model_name/echo_config.json``, or {} when it is not such a folder.
+
+    Files written before every setting lived here used ``max_seq_length``; it still loads.
+    """
+    path = Path(model_name).expanduser() / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: unreadable echo configuration ({err})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    if "max_seq_length" in saved:
+        saved.setdefault("max_length", saved.pop("max_seq_length"))
+    unknown = set(saved) - set(FOLDER_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {', '.join(FOLDER_KEYS)}")
+    return saved
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line per bad setting: ``name: problem (got value)``."""
+    lines = []
+    for error in err.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message} (got {error['input']!r:.80})" if "input" in error else f"{name}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,36 @@
+"""Arm: one way of embedding to compare in an evaluation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..encoder import EchoEncoder
+
+
+@dataclass
+class Arm:
+    """One way of embedding to compare: a template (and its pooling) on the shared model.
+
+    ``compute_matched`` keeps the first half of each text's tokens, so an echo template (two copies) spends about
+    the tokens that a single-copy template spends on the whole text: the paper's compute-matched echo.
+    """
+
+    encoder: EchoEncoder
+    compute_matched: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.encoder.template.name + ("@half" if self.compute_matched else "")
+
+    def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False) -> np.ndarray:
+        if self.compute_matched:
+            texts = self._first_halves(texts)
+        return self.encoder.encode(texts, query=query, show_progress=show_progress)
+
+    def _first_halves(self, texts: list[str]) -> list[str]:
+        tokenizer = self.encoder.tokenizer
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [tokenizer.decode(row[: math.ceil(len(row) / 2)]) for row in ids]
