@@ -6,7 +6,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from .files import InputError
 
@@ -90,6 +91,28 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="also run each echo template on the first half of each text's tokens (same tokens as classical)",
         )
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a model contrastively (the paper's recipe)",
+        description="Fine-tune with InfoNCE over in-batch and hard negatives (LoRA by default) and save one model "
+        "folder that every surface loads by path. DATA: .jsonl/.csv/.parquet files with anchor, positive, optional "
+        "negative (or negative_1, ...) and instruction columns; or --recipe with the project's data folder.",
+    )
+    train.add_argument("data", type=Path, nargs="*", help="training files")
+    train.add_argument("-o", "--output", type=Path, required=True, help="folder for the trained model")
+    train.add_argument(
+        "--recipe", type=Path, default=None, help="build the documented mix from this data folder (../shared/data)"
+    )
+    train.add_argument(
+        "--recipe-rows",
+        action="append",
+        default=[],
+        metavar="SOURCE=N",
+        help="rows from one recipe source (nli, stsb, scifact, banking77); repeatable",
+    )
+    _model_options(train, single_template=True)
+    _training_options(train)
+    train.set_defaults(run=_train)
     return parser
 
 
@@ -121,6 +144,58 @@ def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> No
         if name == "template" and not single_template:
             kwargs.update(action="append", help=f"{help_text}. Repeatable.")
         parser.add_argument(option, **kwargs)
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    from .training.config import TrainingConfig
+
+    group = parser.add_argument_group("training")
+    for name, field in TrainingConfig.model_fields.items():
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": None,
+            "help": f"{field.description} Default: {field.default}",
+        }
+        kind = _option_type(field.annotation)
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is list:
+            kwargs["nargs"] = "+"
+        elif kind in (int, float):
+            kwargs["type"] = kind
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
+def _option_type(annotation: Any) -> Any:
+    """The plain type behind a field's annotation: ``StrictInt | None`` -> int, ``list[str] | None`` -> list."""
+    kinds = [arg for arg in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,))]
+    kind = next(arg for arg in kinds if arg is not type(None))
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    return get_origin(kind) or kind
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import TrainingConfig, recipe_rows, train
+
+    if bool(args.data) == bool(args.recipe):
+        raise InputError("give training files or --recipe DATA_FOLDER (one of the two)")
+    settings = {name: getattr(args, name) for name in [*SETTING_OPTIONS, *TrainingConfig.model_fields]}
+    settings = {name: value for name, value in settings.items() if value is not None}
+    data = args.data
+    if args.recipe:
+        rows = dict(_count(item) for item in args.recipe_rows)
+        data = recipe_rows(args.recipe, rows=rows, seed=settings.get("seed", 0))
+        settings.setdefault("eval_data", str(args.recipe / "sts" / "stsb-dev.jsonl"))
+    train(data, output_dir=args.output, **settings)
+    print(f"saved the trained model to {args.output}", file=sys.stderr)
+
+
+def _count(item: str) -> tuple[str, int]:
+    name, _, count = item.partition("=")
+    if not count.isdigit():
+        raise InputError(f"--recipe-rows {item!r}: expected SOURCE=N, e.g. stsb=500")
+    return name, int(count)
 
 
 def _encoder(args: argparse.Namespace, template: str | None):

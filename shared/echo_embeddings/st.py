@@ -78,7 +78,12 @@ class EchoTransformer(InputModule):
         config = self.echo_config.replace(max_length=value)
         check_max_length(config.max_length, self._loaded)
         self.echo_config = config
-        self._template_tokenizer = TemplateTokenizer(self.tokenizer, self.template, value)
+        self._tokenizers = {value: TemplateTokenizer(self.tokenizer, self.template, value)}
+
+    def _tokenizer_for(self, max_length: int) -> TemplateTokenizer:
+        if max_length not in self._tokenizers:
+            self._tokenizers[max_length] = TemplateTokenizer(self.tokenizer, self.template, max_length)
+        return self._tokenizers[max_length]
 
     def get_config_dict(self) -> dict[str, Any]:
         return self.echo_config.folder_settings()
@@ -86,37 +91,55 @@ class EchoTransformer(InputModule):
     def get_embedding_dimension(self) -> int:
         return int(self.auto_model.config.hidden_size)
 
+    def replace_model(self, model: torch.nn.Module) -> None:
+        """Use ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
+        self.auto_model = model
+        self._prefix_cache = PrefixCache(model)
+
     def train(self, mode: bool = True) -> EchoTransformer:
         self._prefix_cache.clear()  # cached prefix states are stale once the weights may change
         return super().train(mode)
 
     def preprocess(
-        self, inputs: Sequence[str], prompt: str | None = None, task: str | None = None, **kwargs: Any
-    ) -> dict[str, torch.Tensor]:
+        self,
+        inputs: Sequence[str],
+        prompt: str | None = None,
+        task: str | None = None,
+        max_length: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction.
 
         Without a prompt, the config's ``query_instruction``/``document_instruction`` apply, then the template's.
+        ``max_length`` (a trainer's per-call override) cuts this batch shorter than ``max_seq_length``.
         """
         query = task == "query"
         instruction = prompt or (self.echo_config.query_instruction if query else self.echo_config.document_instruction)
-        items = self._template_tokenizer(check_texts(inputs), query=query, instruction=instruction)
-        self._template_tokenizer.warn_truncated(sum(item.truncated for item in items), len(items), stacklevel=2)
-        if self.training:
-            return collate(items, self._template_tokenizer.pad_id)
-        prefix = self._template_tokenizer.shared_prefix(query=query, instruction=instruction)
-        features = collate(items, self._template_tokenizer.pad_id, len(prefix))
-        features["prefix_ids"] = torch.tensor(prefix, dtype=torch.long)
+        tokenizer = self._tokenizer_for(max_length or self.max_seq_length)
+        items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
+        tokenizer.warn_truncated(sum(item.truncated for item in items), len(items), stacklevel=2)
+        features = collate(items, tokenizer.pad_id)
+        prefix = tokenizer.shared_prefix(query=query, instruction=instruction)
+        features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
         return features
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        if "prefix_ids" in features:  # made outside training: the states after the shared prefix
-            prefix = tuple(features["prefix_ids"].tolist())
-            features["token_embeddings"] = self._prefix_cache.forward(prefix, input_ids, attention_mask)
+        """Token states of every input; outside training, only of what follows the shared prefix (masks cut to match).
+
+        Every input starts with ``prefix_ids``, whose keys and values the prefix cache computes once per model.
+        In training mode (or with gradients on) every sequence runs whole, so gradients reach the prefix too.
+        """
+        prefix = features.get("prefix_ids", ())
+        if prefix and not self.training and not torch.is_grad_enabled():
+            cut = len(prefix)
+            for key in ("input_ids", "attention_mask", "pool_mask"):
+                features[key] = features[key][:, cut:]
+            hidden = self._prefix_cache.forward(prefix, features["input_ids"], features["attention_mask"])
         else:
-            features["token_embeddings"] = self.auto_model(
-                input_ids=input_ids, attention_mask=attention_mask
+            hidden = self.auto_model(
+                input_ids=features["input_ids"], attention_mask=features["attention_mask"]
             ).last_hidden_state
+        features["token_embeddings"] = hidden
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:

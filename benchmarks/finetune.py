@@ -1,0 +1,161 @@
+"""Fine-tuning on the default model: echo (mean), echo-instruct (EOS, last token) and classical (mean), before and
+after the same training (data, steps, batch, seed), and their training throughput, in one run.
+
+Writes ``docs/results/finetune/``: results.json (every score, the training logs, examples/s), results.md (tables
+and the command) and training.png (loss and STS-B dev score by step). Each arm's numbers are written as soon as
+they exist, so an interrupted run keeps what it measured.
+
+Scores: STS-B test Spearman (all 1,379 pairs); SciFact nDCG@10 on the first 50 judged test queries against their
+relevant abstracts plus 100 others (``--corpus-limit 100 --seed 0``, as in the README); Banking77 accuracy of a
+logistic-regression probe trained on 8 texts per intent of the train split and tested on 8 per intent of the
+test split (616 each). Development data only; no reserved set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import transformers
+
+from echo_embeddings import EchoEncoder
+from echo_embeddings.evaluation.arm import Arm
+from echo_embeddings.evaluation.classification import evaluate_classification
+from echo_embeddings.evaluation.retrieval import evaluate_retrieval
+from echo_embeddings.evaluation.sts import evaluate_sts
+from echo_embeddings.training import recipe_rows, train
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+ARMS = {
+    "echo": {"template": "echo", "pooling": "mean"},
+    "echo-instruct": {"template": "echo-instruct", "pooling": "last"},
+    "classical": {"template": "classical", "pooling": "mean"},
+}
+
+
+def scores(encoder: EchoEncoder) -> dict[str, float]:
+    arm = [Arm(encoder)]
+    sts = evaluate_sts(arm, DATA / "sts" / "stsb-test.jsonl")[0]
+    scifact = evaluate_retrieval(arm, DATA / "retrieval" / "scifact", "test", 50, 100, 0)[0]
+    banking = DATA / "classification" / "banking77"
+    banking77 = evaluate_classification(arm, banking / "train.jsonl", banking / "test.jsonl", 8, 8)[0]
+    return {"stsb-test": sts.score, "scifact-ndcg@10": scifact.score, "banking77-accuracy": banking77.score}
+
+
+def examples_per_second(log: list[dict], examples: int) -> float:
+    """Training examples per second, evaluation time left out."""
+    runtime = next(entry["train_runtime"] for entry in log if "train_runtime" in entry)
+    evaluating = sum(entry.get("eval_runtime", 0.0) for entry in log)
+    return examples / (runtime - evaluating)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=["echo", "classical", "echo-instruct"], choices=list(ARMS))
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
+    parser.add_argument("--train-max-length", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "finetune")
+    args = parser.parse_args()
+    command = shlex.join(["python", "benchmarks/finetune.py", *sys.argv[1:]])
+    transformers.utils.logging.disable_progress_bar()
+    rows = recipe_rows(DATA, rows={k: int(v) for k, v in (item.split("=") for item in args.rows)}, seed=0)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"command": command, "rows": len(rows), "steps": args.steps, "batch": args.batch, "arms": {}}
+    work = Path(tempfile.mkdtemp(prefix="finetune-"))
+    for name in args.arms:
+        settings = ARMS[name]
+        start = time.perf_counter()
+        before = scores(EchoEncoder.from_pretrained(**settings))
+        print(f"{name} zero-shot: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
+        start = time.perf_counter()
+        train(
+            rows,
+            output_dir=work / name,
+            **settings,
+            steps=args.steps,
+            train_batch_size=args.batch,
+            train_max_length=args.train_max_length,
+            eval_data=str(DATA / "sts" / "stsb-dev.jsonl"),
+            eval_pairs=200,
+            eval_steps=20,
+            save_steps=10_000,
+        )
+        seconds = time.perf_counter() - start
+        log = json.loads((work / name / "training_log.json").read_text())["log"]
+        steps = max(entry["step"] for entry in log)
+        after = scores(EchoEncoder.from_pretrained(str(work / name)))
+        print(f"{name} fine-tuned: {after} (training {seconds:.0f} s, {steps} steps)", flush=True)
+        results["arms"][name] = {
+            **settings,
+            "before": before,
+            "after": after,
+            "steps": steps,
+            "training_seconds": seconds,
+            "examples_per_second": examples_per_second(log, steps * args.batch),
+            "log": log,
+        }
+        write(args.out, results)
+
+
+def write(out: Path, results: dict) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), CPU fp32, LoRA r=16 alpha=16, InfoNCE scale 50.",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        f"Training: {results['rows']} recipe rows, batch {results['batch']}, at most {results['steps']} steps.",
+        "",
+        "| arm | pooling | STS-B test | SciFact nDCG@10 | Banking77 acc. | steps | train examples/s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, arm in results["arms"].items():
+        b, a = arm["before"], arm["after"]
+        cells = [f"{b[k]:.1f} -> **{a[k]:.1f}**" for k in ("stsb-test", "scifact-ndcg@10", "banking77-accuracy")]
+        lines.append(
+            f"| {name} | {arm['pooling']} | {' | '.join(cells)} | {arm['steps']} | {arm['examples_per_second']:.2f} |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plot(out / "training.png", results)
+
+
+def plot(path: Path, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, dev_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, arm in results["arms"].items():
+        losses = [(e["step"], e["loss"]) for e in arm["log"] if "loss" in e]
+        steps, values = zip(*losses, strict=True)
+        window = 10
+        smooth = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+                  for i in range(len(values))]  # fmt: skip
+        loss_ax.plot(steps, smooth, label=name)
+        dev = [
+            (e["step"], 100 * e["eval_sts-dev_spearman_cosine"])
+            for e in arm["log"]
+            if "eval_sts-dev_spearman_cosine" in e
+        ]
+        dev_ax.plot([s for s, _ in dev], [v for _, v in dev], marker="o", label=name)
+    loss_ax.set(title="training loss (mean of the last 10 steps)", xlabel="step", ylabel="InfoNCE loss")
+    dev_ax.set(title="STS-B dev Spearman (first 200 pairs)", xlabel="step", ylabel="Spearman x100")
+    for ax in (loss_ax, dev_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

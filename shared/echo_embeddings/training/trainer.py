@@ -1,0 +1,236 @@
+"""``train``: contrastive fine-tuning of an echo model on sentence-transformers' trainer, saved as one model folder.
+
+The paper's recipe (Springer et al., Section 4): a template and pooling (echo with mean pooling, echo-instruct with
+the EOS token pooled, or classical as the baseline, all through the same code), InfoNCE with in-batch and hard
+negatives at temperature 1/50 (``MultipleNegativesRankingLoss(scale=50)``, or its gradient-cached variant for large
+batches), LoRA r=16/alpha=16 through peft, no duplicate texts within a batch, and rows grouped so that a batch
+shares one instruction.
+
+The result is a sentence-transformers folder whose root is also a plain transformers model with its
+``echo_config.json``: ``EchoEncoder.from_pretrained(folder)``, both adapters, ``load_sentence_transformer(folder)``
+and ``SentenceTransformer(folder, trust_remote_code=True)`` all read it with no settings repeated. LoRA weights
+are merged into the saved model, so loading it needs neither peft nor the base model, and it runs as fast as the
+base. ``folder/checkpoints`` holds what ``resume`` needs (the trainable weights, optimizer and data order) and
+``folder/training_log.json`` the losses and dev scores by step.
+
+Training that outgrows one machine runs as sentence-transformers training does: ``torchrun --nproc_per_node N``
+or ``accelerate launch`` on a script that calls :func:`train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from sentence_transformers import SentenceTransformerTrainer
+
+from ..config import EchoConfig, describe_validation_error
+from ..errors import ConfigError
+from .config import TrainingConfig
+from .data import TrainingRow, group_rows, read_training_rows
+
+CHECKPOINTS = "checkpoints"
+ROWS_FILE = "training_rows.jsonl"
+"""The rows trained on, hard negatives included, so that ``resume`` trains on the same data without mining again."""
+TRAINABLE_FILE = "trainable.safetensors"
+LOG_FILE = "training_log.json"
+
+
+def train(data: Sequence[str | os.PathLike] | Sequence[TrainingRow], *, output_dir: str | os.PathLike, **settings: Any):
+    """Fine-tune and save to ``output_dir``; returns the trained ``SentenceTransformer``.
+
+    ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see :mod:`.data`) or rows. ``settings`` are
+    :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``pooling``,
+    ``max_length``, ``device``, ``dtype``, ...) and :class:`TrainingConfig` fields (``steps``,
+    ``train_batch_size``, ``lora``, ``hard_negatives``, ``eval_data``, ``resume``, ``seed``, ...). Every
+    setting and every row is checked before the model loads.
+    """
+    model_settings = {k: v for k, v in settings.items() if k in EchoConfig.model_fields}
+    try:
+        options = TrainingConfig(**{k: v for k, v in settings.items() if k not in EchoConfig.model_fields})
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
+    EchoConfig.create(**model_settings)  # fail on a bad model setting before anything loads
+    output_dir = Path(output_dir)
+    checkpoints = output_dir / CHECKPOINTS
+    _check_output(output_dir, options.resume)
+    if options.resume:
+        rows = read_training_rows([checkpoints / ROWS_FILE])
+    else:
+        rows = list(data) if data and isinstance(data[0], TrainingRow) else read_training_rows(data)  # type: ignore[arg-type]
+
+    from transformers import set_seed
+
+    from ..st import sentence_transformer
+
+    set_seed(options.seed)
+    model = sentence_transformer(**model_settings)
+    if not options.resume:
+        rows = _with_hard_negatives(rows, model, options)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        _write_rows(rows, checkpoints / ROWS_FILE)
+    transformer = model[0]
+    if options.lora:
+        transformer.replace_model(_with_lora(transformer.auto_model, options))
+    trainer = _trainer(model, rows, options, checkpoints)
+    trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)
+    if options.lora:
+        transformer.replace_model(transformer.auto_model.merge_and_unload())
+    instructions = {row.instruction for row in rows} - {None}
+    if len(instructions) == 1 and transformer.echo_config.query_instruction is None:
+        # The one instruction the queries were trained with becomes the folder's default for queries.
+        transformer.echo_config = transformer.echo_config.replace(query_instruction=instructions.pop())
+    model.eval()
+    model.save(str(output_dir))
+    log = {"settings": settings, "training": options.model_dump(), "rows": len(rows), "log": trainer.state.log_history}
+    (output_dir / LOG_FILE).write_text(json.dumps(log, indent=2, default=str) + "\n", encoding="utf-8")
+    return model
+
+
+def _check_output(output_dir: Path, resume: bool) -> None:
+    if resume:
+        if _latest_checkpoint(output_dir / CHECKPOINTS) is None:
+            raise ConfigError(f"resume: no checkpoint in {output_dir / CHECKPOINTS}")
+    elif (output_dir / "modules.json").exists() or (output_dir / CHECKPOINTS).exists():
+        raise ConfigError(f"{output_dir} already holds a model or a training run; choose another folder or --resume")
+
+
+def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingConfig) -> list[TrainingRow]:
+    if not options.hard_negatives or all(row.negatives for row in rows):
+        return rows
+    from .mining import mine_negatives
+
+    rows, unmatched = mine_negatives(
+        rows,
+        model,
+        count=options.hard_negatives,
+        margin=options.mining_margin,
+        batch_size=model[0].echo_config.batch_size,
+    )
+    print(f"hard negatives: {options.hard_negatives} mined per row; {unmatched} row(s) had none within the margin")
+    return rows
+
+
+def _with_lora(model: Any, options: TrainingConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=options.lora_r,
+        lora_alpha=options.lora_alpha,
+        lora_dropout=options.lora_dropout,
+        target_modules=options.lora_target_modules or "all-linear",
+    )
+    return get_peft_model(model, config)
+
+
+def _datasets(rows: list[TrainingRow]) -> tuple[Any, dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """A DatasetDict with one dataset per row group, and its per-dataset prompts and query/document routing."""
+    from datasets import Dataset, DatasetDict
+
+    datasets, prompts, routes = {}, {}, {}
+    print("training groups (a batch is drawn from one group):")
+    for i, ((instruction, negatives), group) in enumerate(group_rows(rows)):
+        name = f"group{i}"
+        print(f"  {name}: {len(group)} rows, {negatives} negative(s) each, instruction: {instruction!r}")
+        columns = {"anchor": [r.anchor for r in group], "positive": [r.positive for r in group]}
+        for k in range(negatives):
+            columns[f"negative_{k + 1}"] = [r.negatives[k] for r in group]
+        datasets[name] = Dataset.from_dict(columns)
+        if instruction is not None:  # asymmetric: the anchor is a query with this instruction
+            prompts[name] = {"anchor": instruction}
+            routes[name] = {"anchor": "query"}
+    return DatasetDict(datasets), prompts, routes
+
+
+def _trainer(model: Any, rows: list[TrainingRow], options: TrainingConfig, checkpoints: Path) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    datasets, prompts, routes = _datasets(rows)
+    if options.mini_batch_size is None:
+        loss = MultipleNegativesRankingLoss(model, scale=options.scale)
+    else:
+        loss = CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size)
+    evaluator = _sts_evaluator(options) if options.eval_data else None
+    device = model[0].auto_model.device
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        max_steps=options.steps or -1,
+        num_train_epochs=1,
+        per_device_train_batch_size=options.train_batch_size,
+        learning_rate=options.learning_rate,
+        warmup_steps=options.warmup_ratio,
+        lr_scheduler_type="linear",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        dataloader_drop_last=True,  # a short last batch would have fewer in-batch negatives
+        prompts=prompts or None,
+        router_mapping=routes,
+        eval_strategy="steps" if evaluator else "no",
+        eval_steps=options.eval_steps,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=options.save_steps,
+        save_total_limit=2,
+        seed=options.seed,
+        data_seed=options.seed,
+        use_cpu=device.type == "cpu",
+        bf16=model[0].auto_model.dtype == torch.bfloat16,
+        report_to="none",
+    )
+    trainer = _CheckpointTrainer(model=model, args=args, train_dataset=datasets, loss=loss, evaluator=evaluator)
+    trainer.data_collator.max_length = options.train_max_length  # passed to EchoTransformer.preprocess
+    return trainer
+
+
+def _sts_evaluator(options: TrainingConfig) -> Any:
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    from ..evaluation.sts import load_sts
+
+    first, second, scores = load_sts(Path(options.eval_data), options.eval_pairs)  # type: ignore[arg-type]
+    return EmbeddingSimilarityEvaluator(first, second, [s / 5 for s in scores], name="sts-dev")
+
+
+def _latest_checkpoint(checkpoints: Path) -> str | None:
+    found = [p for p in checkpoints.glob("checkpoint-*") if (p / TRAINABLE_FILE).is_file()]
+    return str(max(found, key=lambda p: int(p.name.split("-")[1]))) if found else None
+
+
+def _write_rows(rows: list[TrainingRow], path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            record = {"anchor": row.anchor, "positive": row.positive, "instruction": row.instruction}
+            record.update({f"negative_{k + 1}": text for k, text in enumerate(row.negatives)})
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class _CheckpointTrainer(SentenceTransformerTrainer):
+    """Checkpoints hold the trainable weights (LoRA adapters, or every weight), enough to resume; the servable
+    model is saved once, merged, when training ends."""
+
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        from safetensors.torch import save_file
+        from transformers.trainer import TRAINING_ARGS_NAME
+
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        trainable = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+        save_file(trainable, os.path.join(output_dir, TRAINABLE_FILE))
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(os.path.join(resume_from_checkpoint, TRAINABLE_FILE))
+        unexpected = self.model.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise ConfigError(f"{resume_from_checkpoint} does not match this model: unexpected {unexpected[:3]}")

@@ -1,0 +1,220 @@
+"""Fine-tuning: the loss falls (LoRA and full), the saved folder loads five ways, mining, bad rows, resume."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from echo_embeddings import EchoEncoder, load_sentence_transformer
+from echo_embeddings.errors import ConfigError, TrainingDataError
+from echo_embeddings.training import TrainingRow, read_training_rows, recipe_rows, train
+from echo_embeddings.training.mining import mine_negatives
+from langchain_echo import EchoEmbeddings
+from llamaindex_echo import EchoEmbedding
+
+from .conftest import DATA
+
+TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "A cat sleeps.", ""]
+
+
+def stsb_pairs(n: int) -> list[TrainingRow]:
+    rows = []
+    with open(DATA / "sts" / "stsb-train.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["score"] >= 4:
+                rows.append(TrainingRow(record["sentence1"], record["sentence2"]))
+            if len(rows) == n:
+                return rows
+    raise AssertionError("not enough pairs")
+
+
+def losses(folder) -> list[float]:
+    log = json.loads((folder / "training_log.json").read_text())
+    return [entry["loss"] for entry in log["log"] if "loss" in entry]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tmp_path_factory):
+    """LoRA training on 64 STS-B pairs with one mined negative each, instruction on half of them."""
+    folder = tmp_path_factory.mktemp("trained") / "lora"
+    rows = stsb_pairs(64)
+    rows = rows[:32] + [TrainingRow(r.anchor, r.positive, (), "Find the paraphrase") for r in rows[32:]]
+    model = train(
+        rows,
+        output_dir=folder,
+        model_name=str(tiny_model_dir),
+        device="cpu",
+        template="echo-instruct",
+        pooling="last",
+        steps=24,
+        train_batch_size=8,
+        learning_rate=1e-2,
+        save_steps=12,
+        eval_data=str(DATA / "sts" / "stsb-dev.jsonl"),
+        eval_pairs=20,
+        eval_steps=12,
+    )
+    return folder, model
+
+
+def test_lora_loss_falls_and_logs_dev_scores(lora_run):
+    folder, _ = lora_run
+    values = losses(folder)
+    log = json.loads((folder / "training_log.json").read_text())["log"]
+    final_step = log[-1]["step"]
+    assert 16 <= final_step <= 24 and len(values) == final_step  # steps is a maximum (see TrainingConfig.steps)
+    assert np.mean(values[-4:]) < 0.8 * np.mean(values[:4]), values
+    evaluated = [e["step"] for e in log if "eval_sts-dev_spearman_cosine" in e]
+    assert evaluated == list(range(12, final_step + 1, 12))
+
+
+def test_full_fine_tuning_loss_falls(tiny_model_dir, tmp_path):
+    train(
+        stsb_pairs(64),
+        output_dir=tmp_path / "full",
+        model_name=str(tiny_model_dir),
+        device="cpu",
+        lora=False,
+        hard_negatives=0,
+        steps=24,
+        train_batch_size=8,
+        learning_rate=3e-3,
+    )
+    values = losses(tmp_path / "full")
+    assert np.mean(values[-4:]) < 0.8 * np.mean(values[:4]), values
+
+
+def test_the_folder_loads_five_ways_with_its_settings(lora_run):
+    folder, model = lora_run
+    saved = json.loads((folder / "echo_config.json").read_text())
+    assert saved["template"] == "echo-instruct" and saved["pooling"] == "last"
+    assert saved["query_instruction"] == "Find the paraphrase"
+    assert not (folder / "adapter_config.json").exists()  # LoRA merged into the saved weights
+    expected_docs, expected_queries = model.encode_document(TEXTS), model.encode_query(TEXTS)
+    encoder = EchoEncoder.from_pretrained(str(folder), device="cpu")
+    langchain = EchoEmbeddings(model_name=str(folder), device="cpu")
+    llamaindex = EchoEmbedding(model_name=str(folder), device="cpu")
+    sentence_transformers = [
+        load_sentence_transformer(str(folder), device="cpu"),
+        SentenceTransformer(str(folder), trust_remote_code=True, device="cpu"),
+    ]
+    assert encoder.pooling == "last" and encoder.template.name == "echo-instruct"
+    got = {
+        "EchoEncoder": (encoder.encode_documents(TEXTS), encoder.encode_queries(TEXTS)),
+        "LangChain": (np.array(langchain.embed_documents(TEXTS)), np.array([langchain.embed_query(t) for t in TEXTS])),
+        "LlamaIndex": (
+            np.array(llamaindex.get_text_embedding_batch(TEXTS)),
+            np.array([llamaindex.get_query_embedding(t) for t in TEXTS]),
+        ),
+        **{
+            f"SentenceTransformer {i}": (st.encode_document(TEXTS), st.encode_query(TEXTS))
+            for i, st in enumerate(sentence_transformers)
+        },
+    }
+    for name, (docs, queries) in got.items():
+        assert (_cos(docs, expected_docs) >= 0.9999).all(), name
+        assert (_cos(queries, expected_queries) >= 0.9999).all(), name
+    # training moved the weights: the base model reads the same texts differently
+    base = EchoEncoder.from_pretrained(
+        str(json.loads((folder / "training_log.json").read_text())["settings"]["model_name"]),
+        device="cpu",
+        template="echo-instruct",
+        pooling="last",
+    )
+    assert (_cos(base.encode_documents(TEXTS), expected_docs) < 0.999).any()
+
+
+def test_checkpoints_are_kept_at_save_steps(lora_run):
+    folder, _ = lora_run
+    final_step = json.loads((folder / "training_log.json").read_text())["log"][-1]["step"]
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (folder / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints == list(range(12, final_step + 1, 12))
+
+
+def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
+    """A run killed after its step-12 checkpoint and resumed computes the same steps 13-24 as an unbroken run:
+    weights, optimizer, schedule and data order all come back."""
+    run = tmp_path / "run"
+    common = dict(
+        model_name=str(tiny_model_dir), device="cpu", hard_negatives=0, train_batch_size=8, save_steps=12, steps=24
+    )
+    train(stsb_pairs(64), output_dir=run, **common)
+    unbroken = {e["step"]: e["loss"] for e in json.loads((run / "training_log.json").read_text())["log"] if "loss" in e}
+    assert max(unbroken) == 24
+    with pytest.raises(ConfigError, match="already holds a model or a training run"):
+        train(stsb_pairs(64), output_dir=run, **common)
+    for path in run.iterdir():  # what a run killed after its step-12 checkpoint leaves
+        if path.name != "checkpoints":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(run / "checkpoints" / "checkpoint-24")
+    train([], output_dir=run, resume=True, **common)
+    resumed = {e["step"]: e["loss"] for e in json.loads((run / "training_log.json").read_text())["log"] if "loss" in e}
+    assert sorted(resumed) == list(range(1, 25))
+    np.testing.assert_allclose([resumed[s] for s in range(13, 25)], [unbroken[s] for s in range(13, 25)], atol=1e-4)
+    with pytest.raises(ConfigError, match="resume: no checkpoint"):
+        train([], output_dir=tmp_path / "never", resume=True, **common)
+
+
+def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
+    from echo_embeddings import sentence_transformer
+
+    model = sentence_transformer(str(tiny_model_dir), device="cpu")
+    rows = stsb_pairs(40)
+    rows.append(TrainingRow(rows[0].positive, rows[0].anchor))  # the same pair reversed: a would-be self-negative
+    mined, unmatched = mine_negatives(rows, model, count=2, margin=0.05, batch_size=16)
+    assert len(mined) == len(rows) and [(r.anchor, r.positive) for r in mined] == [(r.anchor, r.positive) for r in rows]
+    with_negatives = [r for r in mined if r.negatives]
+    assert len(with_negatives) + unmatched == len(rows) and with_negatives
+    for row in with_negatives:
+        assert len(row.negatives) == 2
+        assert row.positive not in row.negatives and row.anchor not in row.negatives
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        ('{"anchor": "a", "positive": "b"}\n{"anchor": "a"}\n', "rows.jsonl", r"rows.jsonl:2: missing 'positive'"),
+        ('{"anchor": "a", "positive": 3}\n', "rows.jsonl", r"rows.jsonl:1: 'positive' is int, expected a string"),
+        ('{"anchor": " ", "positive": "b"}\n', "rows.jsonl", r"rows.jsonl:1: 'anchor' is empty"),
+        ('{"anchor": "a", "positive": "b", "label": 1}\n', "rows.jsonl", r"rows.jsonl:1: unknown column\(s\) \['label'\]"),
+        ('{"anchor": "a", "positive": "b", "instruction": 5}\n', "rows.jsonl", r"rows.jsonl:1: 'instruction' is int"),
+        ("anchor,positive,negative\na,b,c\nd,e,\n", "rows.csv", r"rows.csv:3: missing 'negative'"),
+        ("", "rows.jsonl", "no training rows"),
+        ("a\tb\n", "rows.tsv", "unsupported table type '.tsv'"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, content, name, message):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=message):
+        read_training_rows([path])
+
+
+def test_parquet_rows_and_negative_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"anchor": ["a", "b"], "positive": ["c", "d"], "negative_2": ["e", "f"], "negative_1": ["g", None]})
+    pq.write_table(table, tmp_path / "rows.parquet")
+    with pytest.raises(TrainingDataError, match=r"rows.parquet: row 1: missing 'negative_1'"):
+        read_training_rows([tmp_path / "rows.parquet"])
+    pq.write_table(table.drop(["negative_1"]), tmp_path / "ok.parquet")
+    assert read_training_rows([tmp_path / "ok.parquet"])[1] == TrainingRow("b", "d", ("f",))
+
+
+def test_recipe_reads_training_splits_only():
+    rows = recipe_rows(DATA, rows={"nli": 20, "stsb": 20, "scifact": 20, "banking77": 20})
+    assert len(rows) == 80
+    scifact = [r for r in rows if r.instruction]
+    assert len(scifact) == 20 and all(not r.negatives for r in scifact)
+    banking = rows[-20:]
+    assert all(len(r.negatives) == 1 for r in banking)
+    with pytest.raises(ValueError, match="unknown recipe source"):
+        recipe_rows(DATA, rows={"sick": 10})
+
+
+def _cos(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
