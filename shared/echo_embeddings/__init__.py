@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
-    from .encoder import EchoEncoder, TruncationWarning
+    from .encoder import EchoEncoder
+    from .tokenization import TruncationWarning
     from .models import load_model
     from .st import load_sentence_transformer, sentence_transformer
 
@@ -25,7 +26,7 @@ DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 _LAZY = {
     "EchoEncoder": "encoder",
-    "TruncationWarning": "encoder",
+    "TruncationWarning": "tokenization",
     "load_model": "models",
     "sentence_transformer": "st",
     "load_sentence_transformer": "st",
