@@ -15,9 +15,9 @@ from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
     from .encoder import EchoEncoder
-    from .tokenization import TruncationWarning
     from .models import load_model
     from .st import load_sentence_transformer, sentence_transformer
+    from .tokenization import TruncationWarning
 
 __version__ = "0.1.0"
 

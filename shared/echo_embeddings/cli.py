@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from pydantic import ValidationError
+
+from .config import describe_validation_error
+from .errors import ConfigError
 from .files import InputError
 
 
@@ -111,8 +116,23 @@ def _parser() -> argparse.ArgumentParser:
         help="rows from one recipe source (nli, stsb, scifact, banking77); repeatable",
     )
     _model_options(train, single_template=True)
-    _training_options(train)
+    from .training.config import TrainingConfig
+
+    _config_options(train, TrainingConfig, "training")
     train.set_defaults(run=_train)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve OpenAI-compatible embeddings over HTTP",
+        description="Serve POST /v1/embeddings in OpenAI's format (plus input_type/instruction, and model "
+        "'<name>:query' for the query form), GET /v1/models, /health and Prometheus /metrics, with dynamic "
+        "batching of concurrent requests. SIGINT/SIGTERM finish in-flight requests, then exit.",
+    )
+    _model_options(serve, single_template=True)
+    from .server_config import ServerConfig
+
+    _config_options(serve, ServerConfig, "server")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -146,11 +166,10 @@ def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> No
         parser.add_argument(option, **kwargs)
 
 
-def _training_options(parser: argparse.ArgumentParser) -> None:
-    from .training.config import TrainingConfig
-
-    group = parser.add_argument_group("training")
-    for name, field in TrainingConfig.model_fields.items():
+def _config_options(parser: argparse.ArgumentParser, config: type, title: str) -> None:
+    """An option per field of the pydantic ``config``: ``--field-name``, its type, description and default."""
+    group = parser.add_argument_group(title)
+    for name, field in config.model_fields.items():
         kwargs: dict[str, Any] = {
             "dest": name,
             "default": None,
@@ -189,6 +208,23 @@ def _train(args: argparse.Namespace) -> None:
         settings.setdefault("eval_data", str(args.recipe / "sts" / "stsb-dev.jsonl"))
     train(data, output_dir=args.output, **settings)
     print(f"saved the trained model to {args.output}", file=sys.stderr)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .server_config import API_KEY_ENV, ServerConfig
+
+    settings = {name: getattr(args, name) for name in ServerConfig.model_fields if getattr(args, name) is not None}
+    settings.setdefault("api_key", os.environ.get(API_KEY_ENV) or None)
+    try:
+        config = ServerConfig(**settings)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
+    from .server import serve
+
+    encoder = _encoder(args, args.template)
+    key = "an API key" if config.api_key else "no API key"
+    print(f"serving {encoder.model_name} at http://{config.host}:{config.port}/v1 ({key})", file=sys.stderr, flush=True)
+    serve(encoder, config)
 
 
 def _count(item: str) -> tuple[str, int]:

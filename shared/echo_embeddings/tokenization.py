@@ -115,6 +115,10 @@ class TemplateTokenizer:
                 stacklevel=stacklevel + 1,
             )
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """How many tokens ``texts`` hold as given: no template, no special tokens."""
+        return sum(len(ids) for ids in self._ids(list(texts)))
+
     def shared_prefix(self, *, query: bool = False, instruction: str | None = None) -> tuple[int, ...]:
         """The token ids that every input of this form (and instruction) starts with."""
         return self._compile(query, instruction).shared_prefix

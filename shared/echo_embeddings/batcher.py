@@ -1,0 +1,150 @@
+"""Dynamic batching: texts from concurrent requests share the encoder's length-sorted forward passes.
+
+One worker thread owns the model. Requests put their texts in a bounded queue (counted in texts) and wait; the
+worker takes the oldest text's form (query or document, and instruction), gathers up to ``batch_size`` queued
+texts of that form, oldest first, and encodes them together. A request's texts may be split across passes; its
+vectors come back in its own order. A full queue refuses new work at once (:class:`QueueFull`) instead of
+growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EchoEmbeddingsError
+
+Form = tuple[bool, str | None]
+"""How a text is embedded: (query form?, instruction)."""
+
+
+class QueueFull(EchoEmbeddingsError):
+    """The batcher's queue cannot take the request's texts now; retry later."""
+
+
+@dataclass(eq=False)
+class _Request:
+    texts: list[str]
+    form: Form
+    vectors: np.ndarray
+    done: Callable[[np.ndarray | None, BaseException | None], None]
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remaining = len(self.texts)
+
+
+class DynamicBatcher:
+    """Runs ``encoder.encode`` on a worker thread over texts gathered from concurrent :meth:`embed` calls.
+
+    ``capacity``: texts queued at most (waiting, not yet running). ``batch_size``: texts per encode call (the
+    encoder splits them further by its own token budget). ``wait_s``: how long the worker lingers after the first
+    text arrives for more to join its pass; 0 takes what is there.
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        *,
+        capacity: int,
+        batch_size: int,
+        wait_s: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.encoder, self.capacity, self.batch_size, self.wait_s = encoder, capacity, batch_size, wait_s
+        self._on_batch = on_batch
+        self._pending: deque[tuple[_Request, int]] = deque()
+        self._condition = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._run, name="echo-batcher", daemon=True)
+        self._worker.start()
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting in the queue."""
+        return len(self._pending)
+
+    async def embed(self, texts: list[str], *, query: bool = False, instruction: str | None = None) -> np.ndarray:
+        """The vectors of ``texts`` (row i for text i), computed with whatever else is queued."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+
+        def done(vectors: np.ndarray | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, vectors, error)
+
+        vectors = np.empty((len(texts), self.encoder.dim), dtype=np.float32)
+        request = _Request(texts, (query, instruction), vectors, done)
+        if not texts:
+            return vectors
+        with self._condition:
+            if not self._running:
+                raise QueueFull("the server is shutting down")
+            if len(self._pending) + len(texts) > self.capacity:
+                raise QueueFull(f"the queue holds {len(self._pending)} of {self.capacity} texts; retry shortly")
+            self._pending.extend((request, i) for i in range(len(texts)))
+            self._condition.notify()
+        return await future
+
+    def close(self) -> None:
+        """Finish every queued text, then stop the worker."""
+        with self._condition:
+            self._running = False
+            self._condition.notify()
+        self._worker.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and self._running:
+                    self._condition.wait()
+                if not self._pending:
+                    return
+            if self.wait_s:
+                time.sleep(self.wait_s)  # let concurrent requests join this pass
+            self._encode(self._take())
+
+    def _take(self) -> list[tuple[_Request, int]]:
+        """Up to ``batch_size`` queued texts of the oldest text's form, oldest first; the rest stay queued."""
+        with self._condition:
+            form = self._pending[0][0].form
+            taken, kept = [], deque()
+            while self._pending:
+                item = self._pending.popleft()
+                (taken if item[0].form == form and len(taken) < self.batch_size else kept).append(item)
+            self._pending = kept
+            return taken
+
+    def _encode(self, items: list[tuple[_Request, int]]) -> None:
+        query, instruction = items[0][0].form
+        try:
+            vectors = self.encoder.encode(
+                [request.texts[i] for request, i in items], query=query, instruction=instruction
+            )
+        except Exception as error:  # every waiting request learns of it; the worker goes on
+            for request in {id(r): r for r, _ in items}.values():
+                request.remaining = 0
+                request.done(None, error)
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(items))
+        for (request, i), vector in zip(items, vectors, strict=True):
+            request.vectors[i] = vector
+            request.remaining -= 1
+            if request.remaining == 0:
+                request.done(request.vectors, None)
+
+
+def _settle(future: asyncio.Future, vectors: np.ndarray | None, error: BaseException | None) -> None:
+    if future.done():  # the client went away and the request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(vectors)

@@ -1,0 +1,220 @@
+"""``echo-embeddings serve``: echo embeddings behind OpenAI's ``POST /v1/embeddings``, with dynamic batching.
+
+Any OpenAI-compatible client works unchanged (the ``openai`` package, LangChain's ``OpenAIEmbeddings``,
+LlamaIndex's ``OpenAILikeEmbedding``). Extensions: ``input_type`` (``query``/``document``, as NVIDIA's and
+Cohere's APIs name it) and ``instruction`` choose the template's query form; for clients that cannot send extra
+fields, the model name ``<name>:query`` does the same. Texts from concurrent requests share forward passes
+(:mod:`echo_embeddings.batcher`). Every error is OpenAI's JSON error shape. ``GET /v1/models``, ``GET /health``,
+Prometheus metrics at ``GET /metrics``. Install with ``pip install "echo-embeddings[server]"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
+from .batcher import DynamicBatcher, QueueFull
+from .server_config import ServerConfig
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request, with the ``input_type`` and ``instruction`` extensions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+    model: StrictStr
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = None
+    user: StrictStr | None = None
+    input_type: Literal["query", "document"] | None = None
+    instruction: StrictStr | None = None
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found_error", 503: "server_error"}.get(
+            self.status, "invalid_request_error" if self.status < 500 else "server_error"
+        )
+        body = {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("echo_requests", "Requests by status", ["status"], registry=self.registry)
+        self.texts = Counter("echo_texts", "Texts embedded", registry=self.registry)
+        self.tokens = Counter("echo_tokens", "Input tokens embedded", registry=self.registry)
+        self.queue_depth = Gauge("echo_queue_depth", "Texts waiting", registry=self.registry)
+        buckets = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+        self.batch_size = Histogram(
+            "echo_batch_size", "Texts per forward pass", buckets=buckets, registry=self.registry
+        )
+        self.latency = Histogram("echo_request_seconds", "Request latency", registry=self.registry)
+
+
+def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
+    """The FastAPI application serving ``encoder`` (an :class:`~echo_embeddings.EchoEncoder`)."""
+    name = config.served_model_name or encoder.model_name
+    metrics = _Metrics()
+    batcher = DynamicBatcher(
+        encoder,
+        capacity=config.queue_size,
+        batch_size=encoder.config.batch_size,
+        wait_s=config.batch_wait_ms / 1000,
+        on_batch=metrics.batch_size.observe,
+    )
+    metrics.queue_depth.set_function(lambda: batcher.depth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        batcher.close()  # uvicorn has finished every in-flight request by now
+
+    app = FastAPI(title="echo-embeddings", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        metrics.requests.labels(str(error.status)).inc()
+        headers = {"Retry-After": "1"} if error.status == 503 else None
+        return error.response(headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        metrics.requests.labels("500").inc()
+        return ApiError(500, f"internal error: {type(error).__name__}: {error}").response()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            try:
+                _check_key(request, config.api_key)
+                await _check_body(request, config.max_body_bytes)
+            except ApiError as error:
+                metrics.requests.labels(str(error.status)).inc()
+                return error.response()
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        entries = [
+            {"id": model_id, "object": "model", "owned_by": "echo-embeddings"} for model_id in (name, name + ":query")
+        ]
+        return {"object": "list", "data": entries}
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> JSONResponse:
+        start = time.perf_counter()
+        body = _parse(await request.body())
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if texts and not isinstance(texts[0], str):
+            raise ApiError(400, "token-id arrays are not supported: send the texts as strings", param="input")
+        _check_request(body, texts, name, encoder.dim, config)
+        query = body.input_type == "query" or body.model == name + ":query"
+        try:
+            vectors = await batcher.embed(texts, query=query, instruction=body.instruction)
+        except QueueFull as error:
+            raise ApiError(503, f"server busy: {error}", code="queue_full") from None
+        tokens = encoder.template_tokenizer.count_tokens(texts)
+        metrics.texts.inc(len(texts))
+        metrics.tokens.inc(tokens)
+        metrics.requests.labels("200").inc()
+        metrics.latency.observe(time.perf_counter() - start)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(vector, body.encoding_format)}
+            for i, vector in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse({"object": "list", "data": data, "model": body.model, "usage": usage})
+
+    return app
+
+
+def serve(encoder: Any, config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
+    import uvicorn
+
+    uvicorn.run(create_app(encoder, config), host=config.host, port=config.port, log_level="warning")
+
+
+def _check_key(request: Request, api_key: str | None) -> None:
+    if api_key is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), api_key.encode()):
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+
+
+async def _check_body(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    if declared is None and request.method == "POST":
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+
+
+def _parse(raw: bytes) -> EmbeddingRequest:
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the body is not valid JSON: {error}") from None
+    try:
+        return EmbeddingRequest.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(400, f"{param}: {first['msg']}", param=param) from None
+
+
+def _check_request(body: EmbeddingRequest, texts: list[str], name: str, dim: int, config: ServerConfig) -> None:
+    if body.model not in (name, name + ":query"):
+        raise ApiError(404, f"model {body.model!r} is not served here; models: {name!r}, {name + ':query'!r}",
+                       param="model", code="model_not_found")  # fmt: skip
+    if body.dimensions is not None and body.dimensions != dim:
+        raise ApiError(400, f"dimensions={body.dimensions}: this model's embeddings have {dim}", param="dimensions")
+    if not texts:
+        raise ApiError(400, "input is empty: send at least one text", param="input")
+    if len(texts) > config.max_texts_per_request:
+        raise ApiError(413, f"{len(texts)} texts exceed the limit of {config.max_texts_per_request} per request")
+    if len(texts) > config.queue_size:
+        raise ApiError(413, f"{len(texts)} texts exceed the queue's {config.queue_size}: split the request")
+    for i, text in enumerate(texts):
+        if len(text) > config.max_chars_per_text:
+            raise ApiError(413, f"input[{i}] has {len(text)} characters; the limit is {config.max_chars_per_text}",
+                           param="input")  # fmt: skip
+
+
+def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":  # OpenAI's: little-endian float32 bytes
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return vector.tolist()

@@ -1,0 +1,206 @@
+"""The OpenAI-compatible server: real server processes on free loopback ports, driven by real clients."""
+
+import base64
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from echo_embeddings import EchoEncoder
+
+from .conftest import stsb_sentences
+
+NAME = "tiny-echo"
+KEY = "test-key-123"
+TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "A cat sleeps on the sofa."]
+
+
+class Server:
+    """``echo-embeddings serve`` in a subprocess on a free loopback port; ready once /health answers."""
+
+    def __init__(self, model_dir, *options: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", str(model_dir), "--device", "cpu"]
+        command += ["--template", "echo-instruct", "--served-model-name", NAME, "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.process.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.process.kill()
+        raise TimeoutError("the server did not start in 180 s")
+
+    def post(self, body, *, key: str | None = KEY, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.post(self.url + "/v1/embeddings", json=body, headers=headers, timeout=30, **kwargs)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit code and everything the server wrote to stderr.
+
+        uvicorn finishes in-flight requests, shuts down, then re-raises the signal, so the exit code of a clean
+        shutdown is -SIGTERM (143 in a shell).
+        """
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stderr
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    running = Server(
+        tiny_model_dir,
+        "--api-key", KEY, "--max-texts-per-request", "64", "--max-chars-per-text", "2000",
+        "--max-body-bytes", "100000",
+    )  # fmt: skip
+    yield running
+    code, stderr = running.stop()
+    assert code == -signal.SIGTERM and "Traceback" not in stderr, stderr
+
+
+@pytest.fixture(scope="module")
+def local(tiny_model_dir):
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), template="echo-instruct", device="cpu")
+
+
+def cos(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_openai_client_documents_and_queries(server, local):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key=KEY)
+    expected = local.encode_documents(TEXTS)
+    response = client.embeddings.create(model=NAME, input=TEXTS, encoding_format="float")
+    assert [d.index for d in response.data] == [0, 1, 2]
+    assert (cos([d.embedding for d in response.data], expected) >= 0.9999).all()
+    packed = client.embeddings.create(model=NAME, input=TEXTS, encoding_format="base64")  # returned undecoded
+    vectors = [np.frombuffer(base64.b64decode(d.embedding), dtype="<f4") for d in packed.data]
+    assert (cos(vectors, expected) >= 0.9999).all()
+    assert response.usage.prompt_tokens == local.template_tokenizer.count_tokens(TEXTS)
+    expected_queries = local.encode_queries(TEXTS)
+    by_field = client.embeddings.create(model=NAME, input=TEXTS, extra_body={"input_type": "query"})
+    by_name = client.embeddings.create(model=NAME + ":query", input=TEXTS)
+    for response in (by_field, by_name):
+        assert (cos([d.embedding for d in response.data], expected_queries) >= 0.9999).all()
+    instructed = client.embeddings.create(
+        model=NAME, input=TEXTS[:1], extra_body={"input_type": "query", "instruction": "Find music"}
+    )
+    assert cos(instructed.data[0].embedding, local.encode_queries(TEXTS[:1], instruction="Find music")[0]) >= 0.9999
+    single = client.embeddings.create(model=NAME, input=TEXTS[2])
+    assert cos(single.data[0].embedding, local.encode_documents(TEXTS[2:])[0]) >= 0.9999
+    assert client.embeddings.create(model=NAME, input=TEXTS, dimensions=local.dim).data
+
+
+def test_langchain_and_llamaindex_openai_clients(server, local):
+    from langchain_openai import OpenAIEmbeddings
+    from llama_index.embeddings.openai_like import OpenAILikeEmbedding
+
+    base = server.url + "/v1"
+    documents = OpenAIEmbeddings(model=NAME, base_url=base, api_key=KEY, check_embedding_ctx_length=False)
+    queries = OpenAIEmbeddings(model=NAME + ":query", base_url=base, api_key=KEY, check_embedding_ctx_length=False)
+    assert (cos(documents.embed_documents(TEXTS), local.encode_documents(TEXTS)) >= 0.9999).all()
+    assert cos(queries.embed_query(TEXTS[0]), local.encode_queries(TEXTS[:1])[0]) >= 0.9999
+    llama_documents = OpenAILikeEmbedding(model_name=NAME, api_base=base, api_key=KEY)
+    llama_queries = OpenAILikeEmbedding(model_name=NAME + ":query", api_base=base, api_key=KEY)
+    assert (cos(llama_documents.get_text_embedding_batch(TEXTS), local.encode_documents(TEXTS)) >= 0.9999).all()
+    assert cos(llama_queries.get_query_embedding(TEXTS[1]), local.encode_queries(TEXTS[1:2])[0]) >= 0.9999
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "status", "message"),
+    [
+        ({"model": NAME, "input": "x"}, None, 401, "missing or wrong API key"),
+        ({"model": NAME, "input": "x"}, "wrong-key", 401, "missing or wrong API key"),
+        ({"model": NAME, "input": 5}, KEY, 400, "input"),
+        ({"model": NAME, "input": ["ok", None]}, KEY, 400, "input"),
+        ({"model": NAME, "input": "x", "encoding_format": "int8"}, KEY, 400, "encoding_format"),
+        ({"model": NAME, "input": "x", "dimensions": 7}, KEY, 400, "dimensions=7: this model's embeddings have 64"),
+        ({"model": NAME, "input": [[1, 2, 3]]}, KEY, 400, "token-id arrays are not supported"),
+        ({"model": NAME, "input": []}, KEY, 400, "input is empty"),
+        ({"model": "gpt-4", "input": "x"}, KEY, 404, "model 'gpt-4' is not served here"),
+        ({"model": NAME, "input": ["x"] * 65}, KEY, 413, "65 texts exceed the limit of 64 per request"),
+        ({"model": NAME, "input": "x" * 2001}, KEY, 413, "input[0] has 2001 characters; the limit is 2000"),
+        ({"model": NAME, "input": ["y" * 1999] * 60}, KEY, 413, "exceeds the limit of 100000 bytes"),
+        ({"model": NAME, "input": "x", "temperature": 1}, KEY, 400, "temperature"),
+    ],
+)
+def test_errors_are_openai_shaped(server, body, key, status, message):
+    response = server.post(body, key=key)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert message in error["message"] and "Traceback" not in response.text
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_bad_json_and_read_endpoints(server):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    response = httpx.post(server.url + "/v1/embeddings", content=b"{not json", headers=headers)
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
+    models = httpx.get(server.url + "/v1/models", headers=headers).json()
+    assert [m["id"] for m in models["data"]] == [NAME, NAME + ":query"]
+    assert httpx.get(server.url + "/v1/models").status_code == 401
+    metrics = httpx.get(server.url + "/metrics").text
+    for name in ("echo_requests_total", "echo_texts_total", "echo_tokens_total", "echo_queue_depth",
+                 "echo_batch_size_bucket", "echo_request_seconds_bucket"):  # fmt: skip
+        assert name in metrics
+
+
+def test_64_concurrent_clients_get_their_own_vectors_in_shared_passes(server, local):
+    texts = stsb_sentences(64)
+    expected = local.encode_documents(texts)
+    with ThreadPoolExecutor(64) as pool:
+        responses = list(pool.map(lambda text: server.post({"model": NAME, "input": text}), texts))
+    assert all(r.status_code == 200 for r in responses)
+    got = np.array([r.json()["data"][0]["embedding"] for r in responses])
+    assert (cos(got, expected) >= 0.9999).all()
+    metrics = httpx.get(server.url + "/metrics").text
+    passes = float(_metric(metrics, "echo_batch_size_count"))
+    embedded = float(_metric(metrics, "echo_batch_size_sum"))
+    assert embedded / passes > 1.5, (embedded, passes)  # texts from different requests shared passes
+
+
+def test_full_queue_answers_503_and_shutdown_finishes_in_flight_requests(tiny_model_dir):
+    slow = Server(tiny_model_dir, "--queue-size", "8", "--batch-wait-ms", "1500")
+    first: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: first.append(slow.post({"model": NAME, "input": ["a"] * 6}, key=None)))
+    sender.start()
+    time.sleep(0.5)  # the first request's 6 texts wait in the queue for 1.5 s
+    busy = slow.post({"model": NAME, "input": ["b"] * 6}, key=None)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    assert "server busy" in busy.json()["error"]["message"]
+    code, stderr = slow.stop()  # SIGTERM while the first request is still in flight
+    sender.join(30)
+    assert first and first[0].status_code == 200 and len(first[0].json()["data"]) == 6
+    assert code == -signal.SIGTERM and "Traceback" not in stderr, stderr
+
+
+def test_bad_settings_fail_before_serving(tiny_model_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", str(tiny_model_dir), "--queue-size", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "queue_size: Input should be greater than or equal to 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _metric(text: str, name: str) -> str:
+    return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))
