@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import platform
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import ForwardCounter, gemm_peak
 
 from echo_embeddings import EchoEncoder, load_model
 from echo_embeddings.batching import collate
@@ -41,44 +41,6 @@ from echo_embeddings.pooling import pool
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 SHORT_TEMPLATE = "Rewrite the following sentence: {text}\nAgain: {text}"
-
-
-class ForwardCounter:
-    """Counts what the model computes: positions (with padding), padding and FLOPs of every forward pass."""
-
-    def __init__(self, model: torch.nn.Module, linear_params: int) -> None:
-        config = model.config
-        self.layers, self.hidden = config.num_hidden_layers, config.hidden_size
-        self.linear_params = linear_params
-        self.reset()
-        model.register_forward_pre_hook(self._count, with_kwargs=True)
-
-    def reset(self) -> None:
-        self.positions = self.padding = 0
-        self.flops = 0.0
-
-    def _count(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        batch, length = kwargs["input_ids"].shape
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        past = cache.get_seq_length() if cache is not None else 0
-        mask = kwargs.get("attention_mask")
-        real = int(mask[:, past:].sum()) if mask is not None else batch * length
-        self.positions += batch * length
-        self.padding += batch * length - real
-        attention = 4 * self.layers * self.hidden * batch * length * (past + (length + 1) / 2)
-        self.flops += 2 * self.linear_params * batch * length + attention
-
-
-def gemm_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 matrix-multiply FLOP/s of this machine, with torch's own threads."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def naive_echo(encoder: EchoEncoder, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,17 @@ from echo_embeddings import EchoEncoder, load_model
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
 HERE = Path(__file__).parent
+DEVICE = os.environ.get("ECHO_TEST_DEVICE", "cpu")
+"""Where the tiny-model tests run: cpu, or cuda for the GPU check (benchmarks/gpu_check.py)."""
+DEFAULT_MODEL_FIXTURES = {"default_encoder", "smollm_tokenizer", "default_embeddings"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that load the default model: ``-m "not default_model"`` runs the rest where its GGUF is absent."""
+    for item in items:
+        if DEFAULT_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.default_model)
+
 
 # Document/query pairs where documents share their opening and differ only late (classical embeddings' blind spot).
 LATE_INFORMATION = [json.loads(line) for line in open(HERE / "data" / "late_information.jsonl", encoding="utf-8")]
@@ -100,4 +112,4 @@ def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir) -> EchoEncoder:
-    return EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE)

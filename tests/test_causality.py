@@ -19,7 +19,7 @@ def pooled_states(encoder, template, texts):
     from echo_embeddings.tokenization import TemplateTokenizer
 
     items = TemplateTokenizer(encoder.tokenizer, TEMPLATES[template], 512)(texts)
-    batch = collate(items, pad_id=0)
+    batch = {key: value.to(encoder.device) for key, value in collate(items, pad_id=0).items()}
     with torch.inference_mode():
         hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     copies = [item.input_ids[item.pool_start : item.pool_end] for item in items]

@@ -11,7 +11,7 @@ import torch
 from echo_embeddings import EchoEncoder, TruncationWarning, load_model
 from echo_embeddings.errors import ConfigError
 
-from .conftest import stsb_sentences
+from .conftest import DEVICE, stsb_sentences
 
 FP32_NOISE = 1e-5
 """Absolute tolerance between two fp32 computation orders of the same values (hidden states are O(1))."""
@@ -30,8 +30,8 @@ def test_mean_over_second_copy_matches_a_manual_forward(tiny_encoder):
     middle = tok("\nThe rewritten sentence:", add_special_tokens=False)["input_ids"]
     ids = head + text_ids + middle + text_ids
     with torch.inference_mode():
-        hidden = raw.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
-    expected = hidden[-len(text_ids) :].mean(0).numpy()
+        hidden = raw.model(input_ids=torch.tensor([ids], device=raw.device)).last_hidden_state[0]
+    expected = hidden[-len(text_ids) :].mean(0).cpu().numpy()
     np.testing.assert_allclose(raw.encode([text])[0], expected, rtol=1e-5, atol=FP32_NOISE)
 
 
@@ -40,17 +40,19 @@ def test_prompteol_pools_the_final_prompt_token(tiny_encoder):
     assert prompteol.pooling == "last"
     (item,) = prompteol.template_tokenizer(["hello there"])
     with torch.inference_mode():
-        hidden = prompteol.model(input_ids=torch.tensor([item.input_ids])).last_hidden_state[0]
+        hidden = prompteol.model(input_ids=torch.tensor([item.input_ids], device=prompteol.device)).last_hidden_state[0]
     assert item.pool_end < len(item.input_ids)  # the pooled text is not the end of the prompt
-    np.testing.assert_allclose(prompteol.encode(["hello there"])[0], hidden[-1].numpy(), rtol=1e-5, atol=FP32_NOISE)
+    np.testing.assert_allclose(
+        prompteol.encode(["hello there"])[0], hidden[-1].cpu().numpy(), rtol=1e-5, atol=FP32_NOISE
+    )
 
 
 def test_last_pooling_takes_the_final_pooled_token(tiny_encoder):
     last = tiny_encoder.with_settings(pooling="last", normalize=False)
     items = last.template_tokenizer(["hello there"])
     with torch.inference_mode():
-        hidden = last.model(input_ids=torch.tensor([items[0].input_ids])).last_hidden_state[0]
-    expected = hidden[items[0].pool_end - 1].numpy()
+        hidden = last.model(input_ids=torch.tensor([items[0].input_ids], device=last.device)).last_hidden_state[0]
+    expected = hidden[items[0].pool_end - 1].cpu().numpy()
     np.testing.assert_allclose(last.encode(["hello there"])[0], expected, rtol=1e-5, atol=FP32_NOISE)
 
 
@@ -145,9 +147,9 @@ def test_concurrent_calls_match_sequential(tiny_encoder):
 
 
 def test_models_are_shared(tiny_model_dir, tiny_encoder):
-    again = EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu", template="classical")
+    again = EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE, template="classical")
     assert again.model is tiny_encoder.model
-    assert load_model(str(tiny_model_dir), device="cpu", dtype="float32").model is tiny_encoder.model
+    assert load_model(str(tiny_model_dir), device=DEVICE, dtype="float32").model is tiny_encoder.model
 
 
 @pytest.mark.parametrize(
@@ -210,7 +212,7 @@ def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     smollm_tokenizer.save_pretrained(tmp_path)
-    encoder = EchoEncoder.from_pretrained(str(tmp_path), device="cpu", max_length=256)
+    encoder = EchoEncoder.from_pretrained(str(tmp_path), device=DEVICE, max_length=256)
     texts = stsb_sentences(12)
     together = encoder.encode(texts, batch_size=5)
     assert together.shape == (12, 32) and np.isfinite(together).all()
@@ -227,9 +229,10 @@ def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, in
     texts = stsb_sentences(10)
     assert len(encoder.template_tokenizer.shared_prefix(query=True, instruction=instruction)) > 3
     batch = collate(encoder.template_tokenizer(texts, query=True, instruction=instruction), pad_id=0)
+    batch = {key: value.to(encoder.device) for key, value in batch.items()}
     with torch.inference_mode():
         hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    full = pool(hidden, batch["pool_mask"], batch["attention_mask"], "mean").numpy()
+    full = pool(hidden, batch["pool_mask"], batch["attention_mask"], "mean").cpu().numpy()
     cached = encoder.encode_queries(texts, instruction=instruction, batch_size=4)
     for a, b in zip(full, cached, strict=True):
         assert cos(a, b) >= 0.9999

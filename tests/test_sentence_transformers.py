@@ -9,7 +9,7 @@ from sentence_transformers import SentenceTransformer
 from echo_embeddings import EchoEncoder, TruncationWarning, load_sentence_transformer, sentence_transformer
 from echo_embeddings.errors import ConfigError
 
-from .conftest import DATA
+from .conftest import DATA, DEVICE
 
 TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "", "Braces {text} stay text"]
 
@@ -20,12 +20,12 @@ def rowwise_cos(a, b):
 
 @pytest.fixture(scope="module")
 def tiny_st(tiny_model_dir):
-    return sentence_transformer(str(tiny_model_dir), template="echo-instruct", device="cpu")
+    return sentence_transformer(str(tiny_model_dir), template="echo-instruct", device=DEVICE)
 
 
 @pytest.fixture(scope="module")
 def tiny_echo(tiny_model_dir):
-    return EchoEncoder.from_pretrained(str(tiny_model_dir), template="echo-instruct", device="cpu")
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), template="echo-instruct", device=DEVICE)
 
 
 def test_same_vectors_as_echo_encoder(tiny_st, tiny_echo):
@@ -84,11 +84,11 @@ def test_max_seq_length_is_checked_as_everywhere(tiny_st):
     with pytest.raises(ConfigError, match="max_length must be at most 2048"):
         tiny_st.max_seq_length = 10**9
     with pytest.raises(ConfigError, match="max_length must be at most 2048"):
-        sentence_transformer(str(tiny_st[0].echo_config.model_name), max_length=10**9, device="cpu")
+        sentence_transformer(str(tiny_st[0].echo_config.model_name), max_length=10**9, device=DEVICE)
 
 
 def test_custom_template_survives_save(tiny_model_dir, tmp_path):
-    model = sentence_transformer(str(tiny_model_dir), template="Echo: {text} / {text}", max_length=64, device="cpu")
+    model = sentence_transformer(str(tiny_model_dir), template="Echo: {text} / {text}", max_length=64, device=DEVICE)
     model.save(str(tmp_path))
     loaded = load_sentence_transformer(str(tmp_path))
     assert loaded[0].template == model[0].template and loaded.max_seq_length == 64
@@ -108,7 +108,7 @@ def test_trainer_lowers_the_loss_and_the_result_reloads(tiny_model_dir, tmp_path
                 pairs.append({"anchor": row["sentence1"], "positive": row["sentence2"]})
             if len(pairs) == 64:
                 break
-    model = sentence_transformer(str(tiny_model_dir), device="cpu")
+    model = sentence_transformer(str(tiny_model_dir), device=DEVICE)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(tmp_path / "run"),
         num_train_epochs=6,

@@ -11,10 +11,8 @@ from echo_embeddings import EchoEncoder, load_sentence_transformer
 from echo_embeddings.errors import ConfigError, TrainingDataError
 from echo_embeddings.training import TrainingRow, read_training_rows, recipe_rows, train
 from echo_embeddings.training.mining import mine_negatives
-from langchain_echo import EchoEmbeddings
-from llamaindex_echo import EchoEmbedding
 
-from .conftest import DATA
+from .conftest import DATA, DEVICE
 
 TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "A cat sleeps.", ""]
 
@@ -46,7 +44,7 @@ def lora_run(tiny_model_dir, tmp_path_factory):
         rows,
         output_dir=folder,
         model_name=str(tiny_model_dir),
-        device="cpu",
+        device=DEVICE,
         template="echo-instruct",
         pooling="last",
         steps=24,
@@ -76,7 +74,7 @@ def test_full_fine_tuning_loss_falls(tiny_model_dir, tmp_path):
         stsb_pairs(64),
         output_dir=tmp_path / "full",
         model_name=str(tiny_model_dir),
-        device="cpu",
+        device=DEVICE,
         lora=False,
         hard_negatives=0,
         steps=24,
@@ -88,18 +86,21 @@ def test_full_fine_tuning_loss_falls(tiny_model_dir, tmp_path):
 
 
 def test_the_folder_loads_five_ways_with_its_settings(lora_run):
+    from langchain_echo import EchoEmbeddings  # here, so the GPU check can run this file without the adapters
+    from llamaindex_echo import EchoEmbedding
+
     folder, model = lora_run
     saved = json.loads((folder / "echo_config.json").read_text())
     assert saved["template"] == "echo-instruct" and saved["pooling"] == "last"
     assert saved["query_instruction"] == "Find the paraphrase"
     assert not (folder / "adapter_config.json").exists()  # LoRA merged into the saved weights
     expected_docs, expected_queries = model.encode_document(TEXTS), model.encode_query(TEXTS)
-    encoder = EchoEncoder.from_pretrained(str(folder), device="cpu")
-    langchain = EchoEmbeddings(model_name=str(folder), device="cpu")
-    llamaindex = EchoEmbedding(model_name=str(folder), device="cpu")
+    encoder = EchoEncoder.from_pretrained(str(folder), device=DEVICE)
+    langchain = EchoEmbeddings(model_name=str(folder), device=DEVICE)
+    llamaindex = EchoEmbedding(model_name=str(folder), device=DEVICE)
     sentence_transformers = [
-        load_sentence_transformer(str(folder), device="cpu"),
-        SentenceTransformer(str(folder), trust_remote_code=True, device="cpu"),
+        load_sentence_transformer(str(folder), device=DEVICE),
+        SentenceTransformer(str(folder), trust_remote_code=True, device=DEVICE),
     ]
     assert encoder.pooling == "last" and encoder.template.name == "echo-instruct"
     got = {
@@ -120,7 +121,7 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
     # training moved the weights: the base model reads the same texts differently
     base = EchoEncoder.from_pretrained(
         str(json.loads((folder / "training_log.json").read_text())["settings"]["model_name"]),
-        device="cpu",
+        device=DEVICE,
         template="echo-instruct",
         pooling="last",
     )
@@ -139,7 +140,7 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
     weights, optimizer, schedule and data order all come back."""
     run = tmp_path / "run"
     common = dict(
-        model_name=str(tiny_model_dir), device="cpu", hard_negatives=0, train_batch_size=8, save_steps=12, steps=24
+        model_name=str(tiny_model_dir), device=DEVICE, hard_negatives=0, train_batch_size=8, save_steps=12, steps=24
     )
     train(stsb_pairs(64), output_dir=run, **common)
     unbroken = {e["step"]: e["loss"] for e in json.loads((run / "training_log.json").read_text())["log"] if "loss" in e}
@@ -161,7 +162,7 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
 def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
     from echo_embeddings import sentence_transformer
 
-    model = sentence_transformer(str(tiny_model_dir), device="cpu")
+    model = sentence_transformer(str(tiny_model_dir), device=DEVICE)
     rows = stsb_pairs(40)
     rows.append(TrainingRow(rows[0].positive, rows[0].anchor))  # the same pair reversed: a would-be self-negative
     mined, unmatched = mine_negatives(rows, model, count=2, margin=0.05, batch_size=16)

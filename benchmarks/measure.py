@@ -1,0 +1,54 @@
+"""What the benchmarks measure with: FLOPs and positions of every forward pass, and the matrix-multiply peak."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+
+class ForwardCounter:
+    """Counts what the model computes: positions (with padding), padding and FLOPs of every forward pass."""
+
+    def __init__(self, model: torch.nn.Module, linear_params: int) -> None:
+        config = model.config
+        self.layers, self.hidden = config.num_hidden_layers, config.hidden_size
+        self.linear_params = linear_params
+        self.reset()
+        model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def reset(self) -> None:
+        self.positions = self.padding = 0
+        self.flops = 0.0
+
+    def _count(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        batch, length = kwargs["input_ids"].shape
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        past = cache.get_seq_length() if cache is not None else 0
+        mask = kwargs.get("attention_mask")
+        real = int(mask[:, past:].sum()) if mask is not None else batch * length
+        self.positions += batch * length
+        self.padding += batch * length - real
+        attention = 4 * self.layers * self.hidden * batch * length * (past + (length + 1) / 2)
+        self.flops += 2 * self.linear_params * batch * length + attention
+
+
+def gemm_peak(size: int = 2048, repeats: int = 5, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """Best matrix-multiply FLOP/s of ``device`` in ``dtype`` (on CPU, with torch's own threads)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
