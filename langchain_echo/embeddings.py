@@ -36,7 +36,7 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._load_encoder()
+        self._load_encoder(show_progress=self.show_progress)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents with the template's document form."""

@@ -54,7 +54,7 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._load_encoder()
+        self._load_encoder(show_progress=self.show_progress_bar)
 
     @classmethod
     def class_name(cls) -> str:

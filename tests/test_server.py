@@ -50,11 +50,7 @@ class Server:
         return httpx.post(self.url + "/v1/embeddings", json=body, headers=headers, timeout=30, **kwargs)
 
     def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit code and everything the server wrote to stderr.
-
-        uvicorn finishes in-flight requests, shuts down, then re-raises the signal, so the exit code of a clean
-        shutdown is -SIGTERM (143 in a shell).
-        """
+        """SIGTERM; the exit code and everything the server wrote to stderr (a clean stop exits 0)."""
         self.process.send_signal(signal.SIGTERM)
         _, stderr = self.process.communicate(timeout=30)
         return self.process.returncode, stderr
@@ -69,7 +65,7 @@ def server(tiny_model_dir):
     )  # fmt: skip
     yield running
     code, stderr = running.stop()
-    assert code == -signal.SIGTERM and "Traceback" not in stderr, stderr
+    assert code == 0 and "Traceback" not in stderr and "stopped" in stderr, stderr
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +184,7 @@ def test_full_queue_answers_503_and_shutdown_finishes_in_flight_requests(tiny_mo
     code, stderr = slow.stop()  # SIGTERM while the first request is still in flight
     sender.join(30)
     assert first and first[0].status_code == 200 and len(first[0].json()["data"]) == 6
-    assert code == -signal.SIGTERM and "Traceback" not in stderr, stderr
+    assert code == 0 and "Traceback" not in stderr and "stopped" in stderr, stderr
 
 
 def test_bad_settings_fail_before_serving(tiny_model_dir):

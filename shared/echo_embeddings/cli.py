@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from types import UnionType
@@ -12,21 +13,63 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
+from . import __version__
 from .config import describe_validation_error
-from .errors import ConfigError
+from .errors import ConfigError, EchoEmbeddingsError, TrainingDataError
 from .files import InputError
+
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+"""Exit codes: 2 for what the user gave (arguments, settings, input files), 1 for a failure at run time, 130 and 143
+for SIGINT and SIGTERM (after cleaning up)."""
+
+DEBUG_ENV = "ECHO_EMBEDDINGS_DEBUG"
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``with`` block (temporary outputs) cleans up."""
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if not argv:
+        parser.print_help()
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
     args.command_line = shlex.join(["echo-embeddings", *argv])
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args.run(args)
-    except (InputError, ValueError, OSError, RuntimeError) as err:
-        print(f"echo-embeddings: error: {err}", file=sys.stderr)
-        return 2
+    except (InputError, ConfigError, TrainingDataError) as err:
+        return _fail(err, EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except _Terminated:
+        return _fail("terminated", EXIT_TERMINATED)
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        known = isinstance(err, (EchoEmbeddingsError, OSError, ValueError))
+        return _fail(err if known else f"{type(err).__name__}: {err} (set {DEBUG_ENV}=1 for a traceback)", EXIT_FAILURE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _fail(error: object, code: int) -> int:
+    print(f"echo-embeddings: error: {error}", file=sys.stderr)
+    return code
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="echo-embeddings",
         description="Echo embeddings from any causal LM: embed files and evaluate templates.",
     )
+    parser.add_argument("--version", action="version", version=f"echo-embeddings {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     embed = commands.add_parser(
@@ -53,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     distributed.add_argument("--ray", action="store_true", help="embed on Ray Data (pip install echo-embeddings[ray])")
     distributed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    distributed.add_argument("--concurrency", type=int, default=1, help="actors, each with its own model")
+    distributed.add_argument("--concurrency", type=_positive_int, default=1, help="actors, each with its own model")
     distributed.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
     distributed.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor (its torch threads on CPU)")
     distributed.add_argument("--errors", type=Path, default=None, help="folder for bad rows (default: OUTPUT.errors)")
@@ -67,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         description="STS JSONL files with sentence1, sentence2, score; Spearman of cosine similarity x100.",
     )
     sts.add_argument("--data", type=Path, action="append", required=True, help="STS JSONL file (repeatable)")
-    sts.add_argument("--limit", type=int, default=None, help="use the first N pairs of each file")
+    sts.add_argument("--limit", type=_positive_int, default=None, help="use the first N pairs of each file")
     sts.set_defaults(run=_eval)
     retrieval = tasks.add_parser(
         "retrieval",
@@ -77,8 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     retrieval.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
     retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
-    retrieval.add_argument("--limit", type=int, default=None, help="evaluate the first N judged queries")
-    retrieval.add_argument("--corpus-limit", type=int, default=None, help="sub-corpus: relevant docs + N others")
+    retrieval.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N judged queries")
+    retrieval.add_argument(
+        "--corpus-limit", type=_positive_int, default=None, help="sub-corpus: relevant docs + N others"
+    )
     retrieval.add_argument("--seed", type=int, default=0, help="seed for the sub-corpus draw")
     retrieval.set_defaults(run=_eval)
     toy = tasks.add_parser(
@@ -224,7 +270,10 @@ def _serve(args: argparse.Namespace) -> None:
     encoder = _encoder(args, args.template)
     key = "an API key" if config.api_key else "no API key"
     print(f"serving {encoder.model_name} at http://{config.host}:{config.port}/v1 ({key})", file=sys.stderr, flush=True)
-    serve(encoder, config)
+    try:
+        serve(encoder, config)
+    except (_Terminated, KeyboardInterrupt):  # uvicorn re-raises the signal once in-flight requests are done
+        print("echo-embeddings: stopped", file=sys.stderr)
 
 
 def _count(item: str) -> tuple[str, int]:
@@ -235,11 +284,8 @@ def _count(item: str) -> tuple[str, int]:
 
 
 def _encoder(args: argparse.Namespace, template: str | None):
-    import transformers
-
     from .encoder import EchoEncoder
 
-    transformers.utils.logging.disable_progress_bar()  # this command shows its own
     settings = {name: getattr(args, name) for name in SETTING_OPTIONS}
     return EchoEncoder.from_pretrained(**{**settings, "template": template})
 
@@ -249,8 +295,9 @@ def _embed(args: argparse.Namespace) -> None:
         return _embed_on_ray(args)
     from tqdm.auto import tqdm
 
-    from .files import EmbeddingWriter, count_rows, read_texts
+    from .files import EmbeddingWriter, check_output, count_rows, read_texts
 
+    check_output(args.output, args.input)  # where the output goes is checked before anything is read
     rows = count_rows(args.input, args.field)  # a bad row fails here, before the model loads or anything is written
     encoder = _encoder(args, args.template)
     with (
@@ -258,9 +305,8 @@ def _embed(args: argparse.Namespace) -> None:
         tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
     ):
         for ids, texts in read_texts(args.input, args.field):
-            vectors = encoder.encode(texts, query=args.query, instruction=args.instruction)
+            vectors = encoder.encode(texts, query=args.query, instruction=args.instruction, show_progress=bar)
             writer.write(ids, vectors)
-            bar.update(len(texts))
     print(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}", file=sys.stderr)
 
 
@@ -294,6 +340,9 @@ def _embed_on_ray(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from .files import check_output_folder
+
+    check_output_folder(args.out)  # before minutes of computing, not after
     from .evaluation.arm import Arm
     from .evaluation.report import markdown_table, write_report
 

