@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from echo_embeddings import EchoEncoder, TruncationWarning, load_model
-from echo_embeddings.errors import ConfigError
+from echo_embeddings.errors import ConfigError, ModelError
 
 from .conftest import DEVICE, stsb_sentences
 
@@ -187,7 +187,7 @@ def test_encode_options_are_keyword_only(tiny_encoder):
 def test_bad_dtype_and_missing_gguf():
     with pytest.raises(ValueError, match="unknown dtype 'float33'"):
         load_model("whatever", dtype="float33")
-    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+    with pytest.raises(ModelError, match="/nonexistent/nope.gguf: no such GGUF file"):
         load_model("/nonexistent/nope.gguf")
 
 
