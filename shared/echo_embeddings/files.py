@@ -100,9 +100,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
-def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types."""
-    path = _existing_file(path)
+def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every line of a JSONL file; anything but a JSON object is an error."""
     for number, line in _json_lines(path):
         try:
             record = json.loads(line)
@@ -110,6 +109,13 @@ def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iter
             raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
+def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types."""
+    path = _existing_file(path)
+    for number, record in _json_objects(path):
         for name, kind in fields.items():
             if name not in record:
                 raise InputError(f"{path}:{number}: no field {name!r}")
@@ -174,13 +180,7 @@ def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     path = _existing_file(path)
     suffix = _suffix(path, (".jsonl", ".csv", ".parquet"), "table")
     if suffix == ".jsonl":
-        for number, line in _json_lines(path):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        for number, record in _json_objects(path):
             yield f"{path}:{number}", record
         return
     if suffix == ".parquet":
