@@ -3,7 +3,8 @@ after the same training (data, steps, batch, seed), and their training throughpu
 
 Writes ``docs/results/finetune/``: results.json (every score, the training logs, examples/s), results.md (tables
 and the command) and training.png (loss and STS-B dev score by step). Each arm's numbers are written as soon as
-they exist, so an interrupted run keeps what it measured.
+they exist, so an interrupted run keeps what it measured, and a later run of other ``--arms`` with the same data,
+steps and batch adds to them.
 
 Scores: STS-B test Spearman (all 1,379 pairs); SciFact nDCG@10 on the first 50 judged test queries against their
 relevant abstracts plus 100 others (``--corpus-limit 100 --seed 0``, as in the README); Banking77 accuracy of a
@@ -69,6 +70,12 @@ def main() -> None:
     rows = recipe_rows(DATA, rows={k: int(v) for k, v in (item.split("=") for item in args.rows)}, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"command": command, "rows": len(rows), "steps": args.steps, "batch": args.batch, "arms": {}}
+    previous = args.out / "results.json"
+    if previous.is_file():  # arms measured by an earlier run with the same data, steps and batch stay
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        if (earlier["rows"], earlier["steps"], earlier["batch"]) == (len(rows), args.steps, args.batch):
+            results["arms"] = {k: v for k, v in earlier["arms"].items() if k not in args.arms}
+            results["command"] = f"{earlier['command']}; then {command}"
     work = Path(tempfile.mkdtemp(prefix="finetune-"))
     for name in args.arms:
         settings = ARMS[name]
