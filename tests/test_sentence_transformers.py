@@ -48,6 +48,18 @@ def test_bad_inputs(tiny_st):
         tiny_st.encode(["word " * 5000])
 
 
+def test_a_bad_item_is_named_by_the_callers_index(tiny_st, tmp_path):
+    texts = [f"sentence {i}" for i in range(40)]
+    texts[35] = None
+    with pytest.raises(TypeError, match=r"texts\[35\] is NoneType"):
+        tiny_st.encode(texts, batch_size=8)
+    with pytest.raises(TypeError, match=r"texts\[35\] is NoneType"):
+        tiny_st.encode_query(texts, batch_size=8)
+    tiny_st.save(str(tmp_path))
+    with pytest.raises(TypeError, match=r"texts\[35\] is NoneType"):
+        load_sentence_transformer(str(tmp_path)).encode_document(texts, batch_size=8)
+
+
 def test_save_and_load(tiny_st, tmp_path):
     tiny_st.save(str(tmp_path))
     config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())

@@ -205,6 +205,16 @@ class EchoPooling(Module):
         self.save_config(output_path)
 
 
+class EchoSentenceTransformer(SentenceTransformer):
+    """A ``SentenceTransformer`` that checks the whole input list before sentence-transformers sorts and batches it,
+    so a bad item is named by the caller's own index (the module only ever sees one sorted batch)."""
+
+    def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, str):  # a single str is sentence-transformers' own shorthand for one text
+            check_texts(inputs)
+        return super().encode(inputs, *args, **kwargs)
+
+
 def sentence_transformer(model_name: str | None = None, **settings: Any) -> SentenceTransformer:
     """A ``SentenceTransformer`` that embeds with echo: the same vectors as ``EchoEncoder`` with these settings.
 
@@ -220,18 +230,18 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
     ]
     if config.normalize:
         modules.append(Normalize())
-    return SentenceTransformer(modules=modules, device=str(transformer.auto_model.device))
+    return EchoSentenceTransformer(modules=modules, device=str(transformer.auto_model.device))
 
 
 def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:
-    """Load a saved echo ``SentenceTransformer`` without ``trust_remote_code=True``.
+    """Load a saved echo ``SentenceTransformer`` (an :class:`EchoSentenceTransformer`) without ``trust_remote_code``.
 
     Only this package's two module classes are trusted; any other custom class still needs the flag. Relies on
     ``SentenceTransformer._load_with_module_classes`` (private API of sentence-transformers 6, also used by its
     trainer), which this package's tests check.
     """
     classes = {f"{cls.__module__}.{cls.__name__}": cls for cls in (EchoTransformer, EchoPooling)}
-    return SentenceTransformer._load_with_module_classes(path, classes, **kwargs)
+    return EchoSentenceTransformer._load_with_module_classes(path, classes, **kwargs)
 
 
 def _require_this_package(output_path: str) -> None:
