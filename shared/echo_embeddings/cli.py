@@ -11,10 +11,8 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import ValidationError
-
 from . import __version__
-from .config import describe_validation_error
+from .config import validated
 from .errors import ConfigError, EchoEmbeddingsError, TrainingDataError
 from .files import InputError
 
@@ -199,16 +197,9 @@ def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> No
     from .config import EchoConfig
 
     for name, option in SETTING_OPTIONS.items():
-        field = EchoConfig.model_fields[name]
-        help_text = f"{field.description} Default: {field.default}"
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
-        if field.annotation is int:
-            kwargs["type"] = int
-        choices = [c for arg in get_args(field.annotation) if get_origin(arg) is Literal for c in get_args(arg)]
-        if choices:
-            kwargs["choices"] = choices
+        kwargs = _option(name, EchoConfig.model_fields[name])
         if name == "template" and not single_template:
-            kwargs.update(action="append", help=f"{help_text}. Repeatable.")
+            kwargs.update(action="append", help=kwargs["help"] + ". Repeatable.")
         parser.add_argument(option, **kwargs)
 
 
@@ -216,24 +207,29 @@ def _config_options(parser: argparse.ArgumentParser, config: type, title: str) -
     """An option per field of the pydantic ``config``: ``--field-name``, its type, description and default."""
     group = parser.add_argument_group(title)
     for name, field in config.model_fields.items():
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": None,
-            "help": f"{field.description} Default: {field.default}",
-        }
-        kind = _option_type(field.annotation)
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif kind is list:
-            kwargs["nargs"] = "+"
-        elif kind in (int, float):
-            kwargs["type"] = kind
-        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+        group.add_argument("--" + name.replace("_", "-"), **_option(name, field))
+
+
+def _option(name: str, field: Any) -> dict[str, Any]:
+    """argparse keywords for a pydantic field: its type or choices, its description and default (None when not
+    given, so the setting's own default applies)."""
+    kwargs: dict[str, Any] = {"dest": name, "default": None, "help": f"{field.description} Default: {field.default}"}
+    kind = _option_type(field.annotation)
+    choices = [c for arg in get_args(field.annotation) if get_origin(arg) is Literal for c in get_args(arg)]
+    if choices:
+        kwargs["choices"] = choices
+    elif kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind is list:
+        kwargs["nargs"] = "+"
+    elif kind in (int, float):
+        kwargs["type"] = kind
+    return kwargs
 
 
 def _option_type(annotation: Any) -> Any:
     """The plain type behind a field's annotation: ``StrictInt | None`` -> int, ``list[str] | None`` -> list."""
-    kinds = [arg for arg in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,))]
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     kind = next(arg for arg in kinds if arg is not type(None))
     if get_origin(kind) is Annotated:
         kind = get_args(kind)[0]
@@ -261,10 +257,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = {name: getattr(args, name) for name in ServerConfig.model_fields if getattr(args, name) is not None}
     settings.setdefault("api_key", os.environ.get(API_KEY_ENV) or None)
-    try:
-        config = ServerConfig(**settings)
-    except ValidationError as err:
-        raise ConfigError(describe_validation_error(err)) from None
+    config = validated(ServerConfig, **settings)
     from .server import serve
 
     encoder = _encoder(args, args.template)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
 
@@ -92,17 +92,11 @@ class EchoConfig(BaseModel):
         if model_name is not None:
             given["model_name"] = str(model_name)
         saved = read_folder_settings(given.get("model_name", DEFAULT_MODEL))
-        try:
-            return cls(**{**saved, **given})
-        except ValidationError as err:
-            raise ConfigError(describe_validation_error(err)) from None
+        return validated(cls, **{**saved, **given})
 
     def replace(self, **settings: Any) -> EchoConfig:
         """A validated copy with ``settings`` changed; bad values raise :class:`ConfigError`."""
-        try:
-            return type(self)(**{**self.model_dump(), **settings})
-        except ValidationError as err:
-            raise ConfigError(describe_validation_error(err)) from None
+        return validated(type(self), **{**self.model_dump(), **settings})
 
     @property
     def resolved_template(self) -> Template:
@@ -145,6 +139,17 @@ def read_folder_settings(model_name: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {', '.join(FOLDER_KEYS)}")
     return saved
+
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def validated(model: type[Settings], /, **values: Any) -> Settings:
+    """``model(**values)`` for any of the settings models; a bad value raises :class:`ConfigError` naming it."""
+    try:
+        return model(**values)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
 
 
 def describe_validation_error(err: ValidationError) -> str:

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 from sentence_transformers import SentenceTransformerTrainer
 
-from ..config import EchoConfig, describe_validation_error
+from ..config import EchoConfig, validated
 from ..errors import ConfigError
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
@@ -57,10 +56,7 @@ def train(
     setting and every row is checked before the model loads. ``callbacks`` are transformers ``TrainerCallback``s.
     """
     model_settings = {k: v for k, v in settings.items() if k in EchoConfig.model_fields}
-    try:
-        options = TrainingConfig(**{k: v for k, v in settings.items() if k not in EchoConfig.model_fields})
-    except ValidationError as err:
-        raise ConfigError(describe_validation_error(err)) from None
+    options = validated(TrainingConfig, **{k: v for k, v in settings.items() if k not in EchoConfig.model_fields})
     EchoConfig.create(**model_settings)  # fail on a bad model setting before anything loads
     output_dir = Path(output_dir)
     checkpoints = output_dir / CHECKPOINTS
