@@ -1,6 +1,7 @@
 """The OpenAI-compatible server: real server processes on free loopback ports, driven by real clients."""
 
 import base64
+import json
 import signal
 import socket
 import subprocess
@@ -143,6 +144,22 @@ def test_errors_are_openai_shaped(server, body, key, status, message):
     error = response.json()["error"]
     assert message in error["message"] and "Traceback" not in response.text
     assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_chunked_bodies_are_read_and_limited(server, local):
+    """A body without Content-Length (chunked) is read whole once, and cut off past the size limit."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+
+    def chunked(payload: bytes):
+        yield from (payload[i : i + 100] for i in range(0, len(payload), 100))
+
+    body = json.dumps({"model": NAME, "input": TEXTS}).encode()
+    response = httpx.post(server.url + "/v1/embeddings", content=chunked(body), headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert (cos([d["embedding"] for d in response.json()["data"]], local.encode_documents(TEXTS)) >= 0.9999).all()
+    big = json.dumps({"model": NAME, "input": ["y" * 1999] * 60}).encode()
+    response = httpx.post(server.url + "/v1/embeddings", content=chunked(big), headers=headers, timeout=30)
+    assert response.status_code == 413 and "exceeds the limit of 100000 bytes" in response.json()["error"]["message"]
 
 
 def test_bad_json_and_read_endpoints(server):

@@ -106,7 +106,7 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
         if request.url.path.startswith("/v1/"):
             try:
                 _check_key(request, config.api_key)
-                await _check_body(request, config.max_body_bytes)
+                _check_declared_size(request, config.max_body_bytes)
             except ApiError as error:
                 metrics.requests.labels(str(error.status)).inc()
                 return error.response()
@@ -130,7 +130,7 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> JSONResponse:
         start = time.perf_counter()
-        body = _parse(await request.body())
+        body = _parse(await _read_body(request, config.max_body_bytes))
         texts = [body.input] if isinstance(body.input, str) else body.input
         if texts and not isinstance(texts[0], str):
             raise ApiError(400, "token-id arrays are not supported: send the texts as strings", param="input")
@@ -171,16 +171,23 @@ def _check_key(request: Request, api_key: str | None) -> None:
         raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
 
 
-async def _check_body(request: Request, limit: int) -> None:
+def _check_declared_size(request: Request, limit: int) -> None:
+    """413 at once for a body whose Content-Length is over ``limit`` (before it is read)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    if declared is None and request.method == "POST":
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, read here (not in middleware, where reading would use it up) and stopped past ``limit`` bytes
+    when no Content-Length declared its size."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse(raw: bytes) -> EmbeddingRequest:
