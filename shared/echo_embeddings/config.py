@@ -25,6 +25,9 @@ CONFIG_FILE = "echo_config.json"
 FOLDER_KEYS = ("template", "pooling", "max_length", "normalize", "query_instruction", "document_instruction")
 """The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
 
+LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder")
+"""Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
+
 PoolingName = Literal["mean", "last"]
 
 
@@ -97,6 +100,10 @@ class EchoConfig(BaseModel):
     def replace(self, **settings: Any) -> EchoConfig:
         """A validated copy with ``settings`` changed; bad values raise :class:`ConfigError`."""
         return validated(type(self), **{**self.model_dump(), **settings})
+
+    def loading_options(self) -> dict[str, Any]:
+        """The :data:`LOADING_KEYS` as keyword arguments of :func:`~echo_embeddings.load_model`."""
+        return {key: getattr(self, key) for key in LOADING_KEYS}
 
     @property
     def resolved_template(self) -> Template:

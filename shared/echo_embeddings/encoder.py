@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .batching import collate, plan_batches
-from .config import EchoConfig, PoolingName
+from .config import LOADING_KEYS, EchoConfig, PoolingName
 from .errors import ConfigError
 from .models import LoadedModel, load_model
 from .pooling import pool
@@ -60,19 +60,12 @@ class EchoEncoder:
         with any other encoder that loaded the same one. ``show_progress`` shows transformers' loading bar.
         """
         config = EchoConfig.create(model_name, **settings)
-        loaded = load_model(
-            config.model_name,
-            device=config.device,
-            dtype=config.dtype,
-            model_kwargs=config.model_kwargs,
-            cache_folder=config.cache_folder,
-            show_progress=show_progress,
-        )
+        loaded = load_model(config.model_name, **config.loading_options(), show_progress=show_progress)
         return cls(loaded, config=config)
 
     def with_settings(self, **settings: Any) -> EchoEncoder:
         """An encoder on the same loaded model with some settings changed (template, pooling, max_length, ...)."""
-        loading = {"model_name", "device", "dtype", "model_kwargs", "cache_folder"} & set(settings)
+        loading = {"model_name", *LOADING_KEYS} & set(settings)
         if loading:
             raise ConfigError(f"{sorted(loading)} choose which model is loaded: use EchoEncoder.from_pretrained")
         return EchoEncoder(self._loaded, config=self.config.replace(**settings))

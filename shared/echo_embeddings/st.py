@@ -54,14 +54,7 @@ class EchoTransformer(InputModule):
         super().__init__()
         self.echo_config = EchoConfig.create(model_name_or_path, **settings)
         # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
-        loaded = load_model(
-            self.echo_config.model_name,
-            device=self.echo_config.device,
-            dtype=self.echo_config.dtype,
-            model_kwargs=self.echo_config.model_kwargs,
-            cache_folder=self.echo_config.cache_folder,
-            shared=False,
-        )
+        loaded = load_model(self.echo_config.model_name, **self.echo_config.loading_options(), shared=False)
         self._loaded = loaded
         self.auto_model = loaded.model
         self.tokenizer = loaded.tokenizer
