@@ -37,7 +37,9 @@ ARMS = {
     "echo": {"template": "echo", "pooling": "mean"},
     "echo-instruct": {"template": "echo-instruct", "pooling": "last"},
     "classical": {"template": "classical", "pooling": "mean"},
+    "echo-full": {"template": "echo", "pooling": "mean", "lora": False},
 }
+"""Each arm's model settings, and ``lora: False`` for full fine-tuning (LoRA otherwise)."""
 
 
 def scores(encoder: EchoEncoder) -> dict[str, float]:
@@ -47,6 +49,15 @@ def scores(encoder: EchoEncoder) -> dict[str, float]:
     banking = DATA / "classification" / "banking77"
     banking77 = evaluate_classification(arm, banking / "train.jsonl", banking / "test.jsonl", 8, 8)[0]
     return {"stsb-test": sts.score, "scifact-ndcg@10": scifact.score, "banking77-accuracy": banking77.score}
+
+
+def zero_shot(results: dict, settings: dict) -> dict[str, float] | None:
+    """The zero-shot scores of an arm already measured with the same model settings (they do not depend on
+    training), or None."""
+    for arm in results["arms"].values():
+        if all(arm[k] == v for k, v in settings.items()):
+            return arm["before"]
+    return None
 
 
 def examples_per_second(log: list[dict], examples: int) -> float:
@@ -59,6 +70,7 @@ def examples_per_second(log: list[dict], examples: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=["echo", "classical", "echo-instruct"], choices=list(ARMS))
+    parser.add_argument("--models", type=Path, help="keep the trained model folders here (default: a temp folder)")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
@@ -76,17 +88,19 @@ def main() -> None:
         if (earlier["rows"], earlier["steps"], earlier["batch"]) == (len(rows), args.steps, args.batch):
             results["arms"] = {k: v for k, v in earlier["arms"].items() if k not in args.arms}
             results["command"] = f"{earlier['command']}; then {command}"
-    work = Path(tempfile.mkdtemp(prefix="finetune-"))
+    work = args.models or Path(tempfile.mkdtemp(prefix="finetune-"))
     for name in args.arms:
-        settings = ARMS[name]
+        settings = {k: v for k, v in ARMS[name].items() if k != "lora"}
+        lora = ARMS[name].get("lora", True)
         start = time.perf_counter()
-        before = scores(EchoEncoder.from_pretrained(**settings))
+        before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings))
         print(f"{name} zero-shot: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
         start = time.perf_counter()
         train(
             rows,
             output_dir=work / name,
             **settings,
+            lora=lora,
             steps=args.steps,
             train_batch_size=args.batch,
             train_max_length=args.train_max_length,
@@ -102,6 +116,7 @@ def main() -> None:
         print(f"{name} fine-tuned: {after} (training {seconds:.0f} s, {steps} steps)", flush=True)
         results["arms"][name] = {
             **settings,
+            "lora": lora,
             "before": before,
             "after": after,
             "steps": steps,
@@ -115,20 +130,22 @@ def main() -> None:
 def write(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), CPU fp32, LoRA r=16 alpha=16, InfoNCE scale 50.",
+        "Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), CPU fp32, InfoNCE scale 50; LoRA r=16 alpha=16",
+        "lr 8e-4, or every weight trained at lr 5e-5 (training: full).",
         "",
         f"Command: `{results['command']}`",
         "",
         f"Training: {results['rows']} recipe rows, batch {results['batch']}, at most {results['steps']} steps.",
         "",
-        "| arm | pooling | STS-B test | SciFact nDCG@10 | Banking77 acc. | steps | train examples/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| arm | pooling | training | STS-B test | SciFact nDCG@10 | Banking77 acc. | steps | train examples/s |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, arm in results["arms"].items():
         b, a = arm["before"], arm["after"]
         cells = [f"{b[k]:.1f} -> **{a[k]:.1f}**" for k in ("stsb-test", "scifact-ndcg@10", "banking77-accuracy")]
         lines.append(
-            f"| {name} | {arm['pooling']} | {' | '.join(cells)} | {arm['steps']} | {arm['examples_per_second']:.2f} |"
+            f"| {name} | {arm['pooling']} | {'LoRA' if arm.get('lora', True) else 'full'} | {' | '.join(cells)} "
+            f"| {arm['steps']} | {arm['examples_per_second']:.2f} |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(out / "training.png", results)

@@ -7,7 +7,10 @@ temperature 1/50 with in-batch and hard negatives), sized for a CPU where it doe
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+LORA_LEARNING_RATE = 8e-4
+FULL_LEARNING_RATE = 5e-5
 
 
 class TrainingConfig(BaseModel):
@@ -36,8 +39,11 @@ class TrainingConfig(BaseModel):
         description="Tokens per training sequence, longer texts cut (cheaper steps on long documents); None: the "
         "model's max_length. The saved model keeps max_length.",
     )
-    learning_rate: float = Field(
-        default=8e-4, gt=0, description="Peak learning rate, linear warmup and decay (the paper's, for LoRA)."
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description=f"Peak learning rate, linear warmup and decay. None: {LORA_LEARNING_RATE:g} with LoRA, "
+        f"{FULL_LEARNING_RATE:g} when every weight trains.",
     )
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Fraction of the steps spent warming up.")
     scale: float = Field(default=50.0, gt=0, description="Similarity scale of the InfoNCE loss: 1/temperature.")
@@ -63,3 +69,10 @@ class TrainingConfig(BaseModel):
     save_steps: StrictInt = Field(default=50, ge=1, description="Checkpoint every this many steps.")
     resume: StrictBool = Field(default=False, description="Continue from the latest checkpoint in the output folder.")
     seed: StrictInt = Field(default=0, description="Seed for data order, LoRA init and dropout.")
+
+    @model_validator(mode="after")
+    def _learning_rate_for_the_mode(self) -> TrainingConfig:
+        # LoRA's few fresh weights need a rate that would wreck a pretrained model's own weights.
+        if self.learning_rate is None:
+            self.learning_rate = LORA_LEARNING_RATE if self.lora else FULL_LEARNING_RATE
+        return self
