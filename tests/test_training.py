@@ -1,4 +1,5 @@
-"""Fine-tuning: the loss falls (LoRA and full), the saved folder loads five ways, mining, bad rows, resume."""
+"""Fine-tuning: the loss falls (LoRA and full), the saved folder loads five ways, mining, bad rows, resume;
+distillation moves a one-copy student toward its echo teacher."""
 
 import json
 import shutil
@@ -9,10 +10,10 @@ from sentence_transformers import SentenceTransformer
 
 from echo_embeddings import EchoEncoder, load_sentence_transformer
 from echo_embeddings.errors import ConfigError, TrainingDataError
-from echo_embeddings.training import TrainingRow, read_training_rows, recipe_rows, train
+from echo_embeddings.training import TrainingRow, distill, read_training_rows, recipe_rows, train
 from echo_embeddings.training.mining import mine_negatives
 
-from .conftest import DATA, DEVICE
+from .conftest import DATA, DEVICE, stsb_sentences
 
 TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "A cat sleeps.", ""]
 
@@ -157,6 +158,46 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
     np.testing.assert_allclose([resumed[s] for s in range(13, 25)], [unbroken[s] for s in range(13, 25)], atol=1e-4)
     with pytest.raises(ConfigError, match="resume: no checkpoint"):
         train([], output_dir=tmp_path / "never", resume=True, **common)
+
+
+def test_distillation_moves_the_student_toward_its_teacher(lora_run, tmp_path):
+    teacher, _ = lora_run
+    texts = [text for row in stsb_pairs(48) for text in (row.anchor, row.positive)]
+    settings = {"device": DEVICE, "steps": 20, "train_batch_size": 16, "learning_rate": 1e-2}
+    distill(texts, teacher=teacher, output_dir=tmp_path / "student", **settings)
+    values = losses(tmp_path / "student")
+    assert np.mean(values[-4:]) < 0.8 * np.mean(values[:4]), values
+    target = EchoEncoder.from_pretrained(str(teacher), device=DEVICE).encode(texts)
+    student = EchoEncoder.from_pretrained(str(tmp_path / "student"), device=DEVICE)
+    assert (student.config.template, student.config.pooling) == ("classical", "mean")  # stored in the folder
+    start = EchoEncoder.from_pretrained(str(teacher), device=DEVICE, template="classical", pooling="mean")
+
+    def distance(encoder: EchoEncoder) -> float:
+        return float(np.mean(1 - np.sum(encoder.encode(texts) * target, axis=1)))
+
+    assert distance(student) < 0.5 * distance(start), (distance(student), distance(start))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"scale": 20.0}, "scale: not used by distillation"), ({"resume": True}, "resume: distillation does not")],
+)
+def test_distillation_refuses_what_it_does_not_use(lora_run, tmp_path, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        distill(["a text"], teacher=lora_run[0], output_dir=tmp_path / "student", **setting)
+
+
+def test_distill_command(lora_run, tmp_path, capsys):
+    from echo_embeddings.cli import main
+
+    teacher = str(lora_run[0])
+    (tmp_path / "texts.txt").write_text("\n".join(stsb_sentences(16)) + "\n", encoding="utf-8")
+    args = ["--teacher", teacher, "--device", DEVICE, "--steps", "2", "--train-batch-size", "8"]
+    assert main(["distill", str(tmp_path / "texts.txt"), "-o", str(tmp_path / "student"), *args]) == 0
+    assert EchoEncoder.from_pretrained(str(tmp_path / "student")).config.template == "classical"
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"title": "no text"}\n', encoding="utf-8")
+    assert main(["distill", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "other"), *args]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
 def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):

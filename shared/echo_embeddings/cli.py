@@ -165,6 +165,22 @@ def _parser() -> argparse.ArgumentParser:
     _config_options(train, TrainingConfig, "training")
     train.set_defaults(run=_train)
 
+    distill = commands.add_parser(
+        "distill",
+        help="distill a fine-tuned echo model into a student that reads each text once",
+        description="Train a student (the classical template by default, starting from the teacher's weights) to "
+        "reproduce the teacher's embeddings of unlabeled texts (MSE), and save one model folder: echo's quality at "
+        "classical's inference cost. TEXTS: .txt (a text per line), .jsonl, .csv or .parquet files.",
+    )
+    distill.add_argument("texts", type=Path, nargs="+", help="files of unlabeled texts")
+    distill.add_argument("--field", default="text", help="JSONL field or CSV/Parquet column with the text")
+    distill.add_argument("--teacher", required=True, help="the fine-tuned echo model folder (or name)")
+    distill.add_argument("-o", "--output", type=Path, required=True, help="folder for the student")
+    student_defaults = {"model_name": "the teacher", "template": "classical", "pooling": "mean"}
+    _model_options(distill, single_template=True, defaults=student_defaults)
+    _config_options(distill, TrainingConfig, "training")
+    distill.set_defaults(run=_distill)
+
     serve = commands.add_parser(
         "serve",
         help="serve OpenAI-compatible embeddings over HTTP",
@@ -193,11 +209,16 @@ SETTING_OPTIONS = {
 }
 
 
-def _model_options(parser: argparse.ArgumentParser, single_template: bool) -> None:
+def _model_options(
+    parser: argparse.ArgumentParser, single_template: bool, defaults: dict[str, str] | None = None
+) -> None:
+    """The SETTING_OPTIONS; ``defaults`` names the command's own defaults where they are not the settings'."""
     from .config import EchoConfig
 
     for name, option in SETTING_OPTIONS.items():
         kwargs = _option(name, EchoConfig.model_fields[name])
+        if defaults and name in defaults:
+            kwargs["help"] = f"{EchoConfig.model_fields[name].description} Default: {defaults[name]}"
         if name == "template" and not single_template:
             kwargs.update(action="append", help=kwargs["help"] + ". Repeatable.")
         parser.add_argument(option, **kwargs)
@@ -236,13 +257,20 @@ def _option_type(annotation: Any) -> Any:
     return get_origin(kind) or kind
 
 
+def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The model and training options given on the command line (the others keep their settings' defaults)."""
+    from .training import TrainingConfig
+
+    names = [*SETTING_OPTIONS, *TrainingConfig.model_fields]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _train(args: argparse.Namespace) -> None:
-    from .training import TrainingConfig, recipe_rows, train
+    from .training import recipe_rows, train
 
     if bool(args.data) == bool(args.recipe):
         raise InputError("give training files or --recipe DATA_FOLDER (one of the two)")
-    settings = {name: getattr(args, name) for name in [*SETTING_OPTIONS, *TrainingConfig.model_fields]}
-    settings = {name: value for name, value in settings.items() if value is not None}
+    settings = _training_settings(args)
     data = args.data
     if args.recipe:
         rows = dict(_count(item) for item in args.recipe_rows)
@@ -250,6 +278,15 @@ def _train(args: argparse.Namespace) -> None:
         settings.setdefault("eval_data", str(args.recipe / "sts" / "stsb-dev.jsonl"))
     train(data, output_dir=args.output, **settings)
     print(f"saved the trained model to {args.output}", file=sys.stderr)
+
+
+def _distill(args: argparse.Namespace) -> None:
+    from .files import read_texts
+    from .training import distill
+
+    texts = [text for path in args.texts for _, chunk in read_texts(path, args.field) for text in chunk]
+    distill(texts, teacher=args.teacher, output_dir=args.output, **_training_settings(args))
+    print(f"saved the student to {args.output}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -60,7 +60,7 @@ def train(
     EchoConfig.create(**model_settings)  # fail on a bad model setting before anything loads
     output_dir = Path(output_dir)
     checkpoints = output_dir / CHECKPOINTS
-    _check_output(output_dir, options.resume)
+    check_output(output_dir, options.resume)
     if options.resume:
         rows = read_training_rows([checkpoints / ROWS_FILE])
     else:
@@ -78,23 +78,31 @@ def train(
         _write_rows(rows, checkpoints / ROWS_FILE)
     transformer = model[0]
     if options.lora:
-        transformer.replace_model(_with_lora(transformer.auto_model, options))
+        transformer.replace_model(with_lora(transformer.auto_model, options))
     trainer = _trainer(model, rows, options, checkpoints, callbacks)
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)
-    if options.lora:
-        transformer.replace_model(transformer.auto_model.merge_and_unload())
     instructions = {row.instruction for row in rows} - {None}
     if len(instructions) == 1 and transformer.echo_config.query_instruction is None:
         # The one instruction the queries were trained with becomes the folder's default for queries.
         transformer.echo_config = transformer.echo_config.replace(query_instruction=instructions.pop())
-    model.eval()
-    model.save(str(output_dir))
-    log = {"settings": settings, "training": options.model_dump(), "rows": len(rows), "log": trainer.state.log_history}
-    (output_dir / LOG_FILE).write_text(json.dumps(log, indent=2, default=str) + "\n", encoding="utf-8")
+    save_trained(model, trainer, options, output_dir, {"settings": settings, "rows": len(rows)})
     return model
 
 
-def _check_output(output_dir: Path, resume: bool) -> None:
+def save_trained(model: Any, trainer: Any, options: TrainingConfig, output_dir: Path, about: dict) -> None:
+    """Merge LoRA adapters into the weights, save the servable folder, and write its training log (``about``
+    plus the options and the trainer's log)."""
+    transformer = model[0]
+    if options.lora:
+        transformer.replace_model(transformer.auto_model.merge_and_unload())
+    model.eval()
+    model.save(str(output_dir))
+    log = {**about, "training": options.model_dump(), "log": trainer.state.log_history}
+    (output_dir / LOG_FILE).write_text(json.dumps(log, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def check_output(output_dir: Path, resume: bool) -> None:
+    """Refuse to train into a folder that holds a model or a run, unless resuming one."""
     if resume:
         if _latest_checkpoint(output_dir / CHECKPOINTS) is None:
             raise ConfigError(f"resume: no checkpoint in {output_dir / CHECKPOINTS}")
@@ -118,7 +126,8 @@ def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingC
     return rows
 
 
-def _with_lora(model: Any, options: TrainingConfig) -> Any:
+def with_lora(model: Any, options: TrainingConfig) -> Any:
+    """``model`` wrapped by peft with the options' LoRA adapters."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
@@ -152,7 +161,6 @@ def _datasets(rows: list[TrainingRow]) -> tuple[Any, dict[str, dict[str, str]], 
 def _trainer(
     model: Any, rows: list[TrainingRow], options: TrainingConfig, checkpoints: Path, callbacks: Sequence[Any]
 ) -> Any:
-    from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         MultipleNegativesRankingLoss,
@@ -164,34 +172,54 @@ def _trainer(
         loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     else:
         loss = CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size)
+    arguments = {
+        "batch_sampler": BatchSamplers.NO_DUPLICATES,
+        "dataloader_drop_last": True,  # a short last batch would have fewer in-batch negatives
+        "prompts": prompts or None,
+        "router_mapping": routes,
+    }
+    return checkpoint_trainer(model, datasets, loss, options, checkpoints, callbacks, **arguments)
+
+
+def checkpoint_trainer(
+    model: Any,
+    dataset: Any,
+    loss: Any,
+    options: TrainingConfig,
+    checkpoints: Path,
+    callbacks: Sequence[Any],
+    **arguments: Any,
+) -> Any:
+    """The sentence-transformers trainer for ``options``: steps, batch, learning rate, seed, STS evaluation,
+    checkpoints of the trainable weights, and ``train_max_length``; ``arguments`` add to or replace its training
+    arguments."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
     evaluator = _sts_evaluator(options) if options.eval_data else None
     device = model[0].auto_model.device
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        max_steps=options.steps or -1,
-        num_train_epochs=1,
-        per_device_train_batch_size=options.train_batch_size,
-        learning_rate=options.learning_rate,
-        warmup_steps=options.warmup_ratio,
-        lr_scheduler_type="linear",
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        dataloader_drop_last=True,  # a short last batch would have fewer in-batch negatives
-        prompts=prompts or None,
-        router_mapping=routes,
-        eval_strategy="steps" if evaluator else "no",
-        eval_steps=options.eval_steps,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=options.save_steps,
-        save_total_limit=2,
-        seed=options.seed,
-        data_seed=options.seed,
-        use_cpu=device.type == "cpu",
-        bf16=model[0].auto_model.dtype == torch.bfloat16,
-        report_to="none",
-    )
+    defaults = {
+        "output_dir": str(checkpoints),
+        "max_steps": options.steps or -1,
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": options.train_batch_size,
+        "learning_rate": options.learning_rate,
+        "warmup_steps": options.warmup_ratio,
+        "lr_scheduler_type": "linear",
+        "eval_strategy": "steps" if evaluator else "no",
+        "eval_steps": options.eval_steps,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": options.save_steps,
+        "save_total_limit": 2,
+        "seed": options.seed,
+        "data_seed": options.seed,
+        "use_cpu": device.type == "cpu",
+        "bf16": model[0].auto_model.dtype == torch.bfloat16,
+        "report_to": "none",
+    }
+    args = SentenceTransformerTrainingArguments(**{**defaults, **arguments})
     trainer = _CheckpointTrainer(
-        model=model, args=args, train_dataset=datasets, loss=loss, evaluator=evaluator, callbacks=list(callbacks)
+        model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=list(callbacks)
     )
     trainer.data_collator.max_length = options.train_max_length  # passed to EchoTransformer.preprocess
     return trainer
