@@ -1,6 +1,11 @@
 """Fine-tuning on the default model: echo (mean), echo-instruct (EOS, last token) and classical (mean), before and
 after the same training (data, steps, batch, seed), and their training throughput, in one run.
 
+More arms: ``echo-full`` and ``classical-full`` train every weight instead of LoRA adapters, and ``distilled`` is a one-copy
+student (the classical template) taught a trained echo arm's vectors of the recipe's texts (``--teacher``, whose
+folder must be in ``--models``); its "before" is the teacher's weights read with the student's template, and it
+records both models' inference throughput on 256 STS-B test sentences, measured one after the other.
+
 Writes ``docs/results/finetune/``: results.json (every score, the training logs, examples/s), results.md (tables
 and the command) and training.png (loss and STS-B dev score by step). Each arm's numbers are written as soon as
 they exist, so an interrupted run keeps what it measured, and a later run of other ``--arms`` with the same data,
@@ -28,8 +33,8 @@ from echo_embeddings import EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.classification import evaluate_classification
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
-from echo_embeddings.evaluation.sts import evaluate_sts
-from echo_embeddings.training import recipe_rows, train
+from echo_embeddings.evaluation.sts import evaluate_sts, load_sts
+from echo_embeddings.training import distill, recipe_rows, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -38,8 +43,11 @@ ARMS = {
     "echo-instruct": {"template": "echo-instruct", "pooling": "last"},
     "classical": {"template": "classical", "pooling": "mean"},
     "echo-full": {"template": "echo", "pooling": "mean", "lora": False},
+    "classical-full": {"template": "classical", "pooling": "mean", "lora": False},
+    "distilled": {"template": "classical", "pooling": "mean"},
 }
-"""Each arm's model settings, and ``lora: False`` for full fine-tuning (LoRA otherwise)."""
+"""Each arm's model settings, and ``lora: False`` for full fine-tuning (LoRA otherwise; ``distilled`` trains as
+its teacher did)."""
 
 
 def scores(encoder: EchoEncoder) -> dict[str, float]:
@@ -55,7 +63,7 @@ def zero_shot(results: dict, settings: dict) -> dict[str, float] | None:
     """The zero-shot scores of an arm already measured with the same model settings (they do not depend on
     training), or None."""
     for arm in results["arms"].values():
-        if all(arm[k] == v for k, v in settings.items()):
+        if "teacher" not in arm and all(arm[k] == v for k, v in settings.items()):
             return arm["before"]
     return None
 
@@ -71,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=["echo", "classical", "echo-instruct"], choices=list(ARMS))
     parser.add_argument("--models", type=Path, help="keep the trained model folders here (default: a temp folder)")
+    parser.add_argument("--teacher", default="echo", choices=[name for name in ARMS if name != "distilled"])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
@@ -92,27 +101,34 @@ def main() -> None:
     for name in args.arms:
         settings = {k: v for k, v in ARMS[name].items() if k != "lora"}
         lora = ARMS[name].get("lora", True)
+        if name == "distilled":
+            lora = results["arms"][args.teacher]["lora"]
+        common = {
+            "steps": args.steps,
+            "train_batch_size": args.batch,
+            "train_max_length": args.train_max_length,
+            "eval_data": str(DATA / "sts" / "stsb-dev.jsonl"),
+            "eval_pairs": 200,
+            "eval_steps": 20,
+            "lora": lora,
+        }
         start = time.perf_counter()
-        before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings))
-        print(f"{name} zero-shot: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
+        if name == "distilled":
+            before = scores(EchoEncoder.from_pretrained(str(work / args.teacher), **settings))
+        else:
+            before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings))
+        print(f"{name} before training: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
         start = time.perf_counter()
-        train(
-            rows,
-            output_dir=work / name,
-            **settings,
-            lora=lora,
-            steps=args.steps,
-            train_batch_size=args.batch,
-            train_max_length=args.train_max_length,
-            eval_data=str(DATA / "sts" / "stsb-dev.jsonl"),
-            eval_pairs=200,
-            eval_steps=20,
-            save_steps=10_000,
-        )
+        if name == "distilled":
+            texts = list(dict.fromkeys(t for row in rows for t in (row.anchor, row.positive, *row.negatives)))
+            distill(texts, teacher=work / args.teacher, output_dir=work / name, **settings, **common)
+        else:
+            train(rows, output_dir=work / name, **settings, **common, save_steps=10_000)
         seconds = time.perf_counter() - start
         log = json.loads((work / name / "training_log.json").read_text())["log"]
         steps = max(entry["step"] for entry in log)
-        after = scores(EchoEncoder.from_pretrained(str(work / name)))
+        trained = EchoEncoder.from_pretrained(str(work / name))
+        after = scores(trained)
         print(f"{name} fine-tuned: {after} (training {seconds:.0f} s, {steps} steps)", flush=True)
         results["arms"][name] = {
             **settings,
@@ -124,7 +140,26 @@ def main() -> None:
             "examples_per_second": examples_per_second(log, steps * args.batch),
             "log": log,
         }
+        if name == "distilled":
+            teacher = EchoEncoder.from_pretrained(str(work / args.teacher))
+            results["arms"][name]["teacher"] = args.teacher
+            results["arms"][name]["distilled_texts"] = len(texts)
+            results["arms"][name]["inference_texts_per_second"] = {
+                "teacher": inference_rate(teacher),
+                "student": inference_rate(trained),
+            }
         write(args.out, results)
+
+
+def inference_rate(encoder: EchoEncoder) -> float:
+    """Texts per second embedding the first 256 STS-B test sentences in batches of 32 (best of two runs)."""
+    first, _, _ = load_sts(DATA / "sts" / "stsb-test.jsonl", 256)
+    rates = []
+    for _ in range(2):
+        start = time.perf_counter()
+        encoder.encode(first, batch_size=32)
+        rates.append(len(first) / (time.perf_counter() - start))
+    return max(rates)
 
 
 def write(out: Path, results: dict) -> None:
@@ -147,8 +182,39 @@ def write(out: Path, results: dict) -> None:
             f"| {name} | {arm['pooling']} | {'LoRA' if arm.get('lora', True) else 'full'} | {' | '.join(cells)} "
             f"| {arm['steps']} | {arm['examples_per_second']:.2f} |"
         )
+    if "distilled" in results["arms"]:
+        lines += distillation_lines(results["arms"])
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(out / "training.png", results)
+
+
+def distillation_lines(arms: dict) -> list[str]:
+    """The student against its teacher and fine-tuned classical: the share of echo's gain it keeps, and its cost."""
+    student = arms["distilled"]
+    teacher = arms[student["teacher"]]
+    # fine-tuned classical trained as the teacher was (LoRA or full), when that arm was run
+    baseline = "classical-full" if not teacher["lora"] and "classical-full" in arms else "classical"
+    lines = [
+        "",
+        f"Distillation: a classical-template student, started from the `{student['teacher']}` arm's weights, "
+        f"trained on its vectors of the recipe's {student['distilled_texts']} distinct texts (MSE). "
+        f"Kept: (student - fine-tuned classical) / (teacher - fine-tuned classical), classical being the "
+        f"`{baseline}` arm.",
+        "",
+        "| metric | fine-tuned classical | teacher | student | kept |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in ("stsb-test", "scifact-ndcg@10", "banking77-accuracy"):
+        c, t, s = arms[baseline]["after"][key], teacher["after"][key], student["after"][key]
+        kept = f"{100 * (s - c) / (t - c):.0f}%" if t != c else "n/a"  # no gain to keep
+        lines.append(f"| {key} | {c:.1f} | {t:.1f} | {s:.1f} | {kept} |")
+    rates = student["inference_texts_per_second"]
+    lines += [
+        "",
+        f"Inference (256 STS-B test sentences, batch 32): teacher {rates['teacher']:.1f} texts/s, student "
+        f"{rates['student']:.1f} texts/s ({rates['student'] / rates['teacher']:.2f}x).",
+    ]
+    return lines
 
 
 def plot(path: Path, results: dict) -> None:
@@ -159,12 +225,13 @@ def plot(path: Path, results: dict) -> None:
 
     fig, (loss_ax, dev_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for name, arm in results["arms"].items():
-        losses = [(e["step"], e["loss"]) for e in arm["log"] if "loss" in e]
-        steps, values = zip(*losses, strict=True)
-        window = 10
-        smooth = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
-                  for i in range(len(values))]  # fmt: skip
-        loss_ax.plot(steps, smooth, label=name)
+        if "teacher" not in arm:  # the student's MSE loss is not on InfoNCE's scale
+            losses = [(e["step"], e["loss"]) for e in arm["log"] if "loss" in e]
+            steps, values = zip(*losses, strict=True)
+            window = 10
+            smooth = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+                      for i in range(len(values))]  # fmt: skip
+            loss_ax.plot(steps, smooth, label=name)
         dev = [
             (e["step"], 100 * e["eval_sts-dev_spearman_cosine"])
             for e in arm["log"]
