@@ -1,10 +1,11 @@
 """Fine-tuning on the default model: echo (mean), echo-instruct (EOS, last token) and classical (mean), before and
 after the same training (data, steps, batch, seed), and their training throughput, in one run.
 
-More arms: ``echo-full`` and ``classical-full`` train every weight instead of LoRA adapters, and ``distilled`` is a one-copy
-student (the classical template) taught a trained echo arm's vectors of the recipe's texts (``--teacher``, whose
-folder must be in ``--models``); its "before" is the teacher's weights read with the student's template, and it
-records both models' inference throughput on 256 STS-B test sentences, measured one after the other.
+More arms: ``echo-full`` and ``classical-full`` train every weight instead of LoRA adapters, and ``distilled`` is
+a one-copy student (the classical template) taught a trained echo arm's vectors of the recipe's texts
+(``--teacher``, whose folder must be in ``--models``); its "before" is the teacher's weights read with the
+student's template, and it records both models' inference throughput on 256 STS-B test sentences, measured one
+after the other.
 
 Writes ``docs/results/finetune/``: results.json (every score, the training logs, examples/s), results.md (tables
 and the command) and training.png (loss and STS-B dev score by step). Each arm's numbers are written as soon as
