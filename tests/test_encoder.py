@@ -56,6 +56,40 @@ def test_last_pooling_takes_the_final_pooled_token(tiny_encoder):
     np.testing.assert_allclose(last.encode(["hello there"])[0], expected, rtol=1e-5, atol=FP32_NOISE)
 
 
+def test_mean_last_pools_the_span_and_the_final_token_together(tiny_encoder):
+    summary = 'Rewrite the following sentence: {text}\nThe rewritten sentence: {text}\nIn one word:"'
+    both = tiny_encoder.with_settings(template=summary, pooling="mean-last", normalize=False)
+    texts = ["hello there", "a much longer second text to pad the first one"]  # right padding in the batch
+    items = both.template_tokenizer(texts)
+    vectors = both.encode(texts)
+    for item, vector in zip(items, vectors, strict=True):
+        with torch.inference_mode():
+            ids = torch.tensor([item.input_ids], device=both.device)
+            hidden = both.model(input_ids=ids).last_hidden_state[0]
+        rows = [*range(item.pool_start, item.pool_end), len(item.input_ids) - 1]
+        np.testing.assert_allclose(vector, hidden[rows].mean(0).cpu().numpy(), rtol=1e-5, atol=FP32_NOISE)
+
+
+def test_bidirectional_attention_is_a_separate_model_that_sees_later_tokens(tiny_model_dir, tiny_encoder):
+    texts = ["A man is playing a guitar.", "A cat"]
+    before = tiny_encoder.encode(texts)
+    both_ways = EchoEncoder.from_pretrained(
+        str(tiny_model_dir), device=DEVICE, template="classical", attention="bidirectional", normalize=False
+    )
+    assert both_ways.model is not tiny_encoder.model
+    np.testing.assert_array_equal(tiny_encoder.encode(texts), before)  # the causal model is untouched
+    for item, vector in zip(both_ways.template_tokenizer(texts), both_ways.encode(texts), strict=True):
+        ids = torch.tensor([item.input_ids], device=both_ways.device)
+        with torch.inference_mode():
+            hidden = both_ways.model(input_ids=ids).last_hidden_state[0]
+            changed = ids.clone()
+            changed[0, -1] = (changed[0, -1] + 1) % both_ways.model.config.vocab_size
+            moved = both_ways.model(input_ids=changed).last_hidden_state[0]
+        assert not torch.allclose(hidden[0], moved[0], atol=1e-4)  # the first token sees the last one
+        expected = hidden[item.pool_start : item.pool_end].mean(0).cpu().numpy()
+        np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=FP32_NOISE)
+
+
 def test_shape_dtype_and_norm(tiny_encoder):
     out = tiny_encoder.encode(["one", "two", "three"])
     assert out.shape == (3, tiny_encoder.dim) and out.dtype == np.float32
@@ -155,8 +189,8 @@ def test_models_are_shared(tiny_model_dir, tiny_encoder):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pooling": "max"}, "pooling: Input should be 'mean' or 'last' \\(got 'max'\\)"),
-        ({"pooling": ""}, "pooling: Input should be 'mean' or 'last' \\(got ''\\)"),
+        ({"pooling": "max"}, "pooling: Input should be 'mean', 'last' or 'mean-last' \\(got 'max'\\)"),
+        ({"pooling": ""}, "pooling: Input should be 'mean', 'last' or 'mean-last' \\(got ''\\)"),
         ({"template": "ecco"}, "template: unknown template 'ecco'"),
         ({"max_length": 0}, "max_length: Input should be greater than or equal to 1"),
         ({"max_length": 10**6}, "max_length must be at most 2048"),
@@ -193,7 +227,8 @@ def test_bad_dtype_and_missing_gguf():
 
 @pytest.mark.parametrize("architecture", ["gpt2", "qwen2", "gemma"])
 def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
-    """Any causal LM loads through AutoModel; tokenizers without a pad token (GPT-2) still batch."""
+    """Any causal LM loads through AutoModel; tokenizers without a pad token (GPT-2) still batch; each can drop its
+    causal mask (attention="bidirectional")."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     sizes = {"gpt2": dict(n_embd=32, n_layer=2, n_head=2, n_positions=256)}.get(
@@ -217,6 +252,8 @@ def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
     together = encoder.encode(texts, batch_size=5)
     assert together.shape == (12, 32) and np.isfinite(together).all()
     assert cos(together[3], encoder.encode([texts[3]])[0]) >= 0.9999
+    both_ways = EchoEncoder.from_pretrained(str(tmp_path), device=DEVICE, max_length=256, attention="bidirectional")
+    assert cos(both_ways.encode(texts[:2])[1], together[1]) < 0.9999  # it is not the causal model
 
 
 @pytest.mark.parametrize(("template", "instruction"), [("echo", None), ("classical", None), ("echo-instruct", "Find")])
@@ -248,3 +285,44 @@ def test_streamed_chunks_give_the_same_vectors_in_order(tiny_encoder, monkeypatc
     chunked = tiny_encoder.encode(texts)
     for a, b in zip(whole, chunked, strict=True):
         assert cos(a, b) >= 0.9999
+
+
+@pytest.mark.parametrize("pass_cost", [None, 0, 7, 40, 10_000])
+def test_batch_plans_cover_every_input_within_the_limits(pass_cost):
+    from echo_embeddings.batching import plan_batches
+
+    rng = random.Random(pass_cost)
+    for _ in range(200):
+        lengths = [rng.randint(1, 60) for _ in range(rng.randint(1, 9))]
+        max_texts, max_tokens = rng.randint(1, 5), rng.randint(30, 150)
+        batches = plan_batches(lengths, max_texts, max_tokens, pass_cost)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+        order = [i for batch in batches for i in batch]
+        assert [lengths[i] for i in order] == sorted(lengths, reverse=True)  # longest first
+        for batch in batches:
+            assert len(batch) <= max_texts and (len(batch) == 1 or len(batch) * lengths[batch[0]] <= max_tokens)
+        if pass_cost is not None:  # no other cut of the sorted inputs into allowed batches costs less
+            assert _cost(batches, lengths, pass_cost) == _least_cost(order, lengths, max_texts, max_tokens, pass_cost)
+
+
+def _cost(batches, lengths, pass_cost):
+    return sum(len(batch) * lengths[batch[0]] + pass_cost for batch in batches)
+
+
+def _least_cost(order, lengths, max_texts, max_tokens, pass_cost):
+    """Every way of cutting the sorted inputs, tried one by one."""
+    import itertools
+
+    best = float("inf")
+    for cuts in itertools.product([False, True], repeat=len(order) - 1):
+        batches, current = [], [order[0]]
+        for i, cut in zip(order[1:], cuts, strict=True):
+            if cut:
+                batches.append(current)
+                current = []
+            current.append(i)
+        batches.append(current)
+        allowed = all(len(b) <= max_texts and (len(b) == 1 or len(b) * lengths[b[0]] <= max_tokens) for b in batches)
+        if allowed:
+            best = min(best, _cost(batches, lengths, pass_cost))
+    return best

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from . import DEFAULT_MODEL
 from .errors import ConfigError
-from .templates import Template, resolve_template, template_spec
+from .templates import PoolingName, Template, resolve_template, template_spec
 
 CONFIG_FILE = "echo_config.json"
 """The file in a model folder that holds its :data:`FOLDER_KEYS`."""
@@ -25,10 +25,8 @@ CONFIG_FILE = "echo_config.json"
 FOLDER_KEYS = ("template", "pooling", "max_length", "normalize", "query_instruction", "document_instruction")
 """The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
 
-LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder")
+LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder", "attention")
 """Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
-
-PoolingName = Literal["mean", "last"]
 
 
 class EchoConfig(BaseModel):
@@ -46,7 +44,7 @@ class EchoConfig(BaseModel):
     )
     pooling: PoolingName | None = Field(
         default=None,
-        description="mean over the pooled span or the last token; None: the template's own (mean but for prompteol).",
+        description="mean over the pooled span, the last token, or mean-last (both); None: the template's own.",
     )
     max_length: StrictInt = Field(
         default=512, ge=1, description="Tokens per sequence, template and every copy of the text; longer texts are cut."
@@ -70,6 +68,11 @@ class EchoConfig(BaseModel):
         description="Passed to AutoModel.from_pretrained (revision, trust_remote_code, attn_implementation, ...).",
     )
     cache_folder: str | None = Field(default=None, description="Hugging Face download cache folder.")
+    attention: Literal["causal", "bidirectional"] = Field(
+        default="causal",
+        description="bidirectional removes the causal mask, with no training: the paper's classical+bidirectional "
+        "evaluation baseline, for models whose attention honours config.is_causal (Llama, Mistral, Qwen2, Gemma).",
+    )
 
     @field_validator("template")
     @classmethod

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from .batching import collate, plan_batches
-from .config import LOADING_KEYS, EchoConfig, PoolingName
+from .config import LOADING_KEYS, EchoConfig
 from .errors import ConfigError
-from .models import LoadedModel, load_model
+from .models import LoadedModel, is_causal, load_model
 from .pooling import pool
 from .prefix_cache import PrefixCache
-from .templates import Template
+from .templates import PoolingName, Template
 from .texts import check_texts
 from .tokenization import TemplateTokenizer, TruncationWarning
 
@@ -24,6 +24,9 @@ __all__ = ["EchoEncoder", "TruncationWarning"]
 
 TOKENS_PER_TEXT = 256
 """A batch holds ``batch_size`` texts and at most ``batch_size * TOKENS_PER_TEXT`` padded tokens."""
+PASS_COST_TOKENS = {"cpu": 64}
+"""A forward pass's fixed cost in padded tokens, by device type, measured by ``benchmarks/pass_cost.py``: batches
+are cut where padding plus this cost per pass is least. A device type not listed fills its batches in turn."""
 
 CHUNK_TEXTS = 4096
 """Texts tokenized, sorted and batched together; bounds the memory of ``encode`` on huge inputs."""
@@ -145,6 +148,8 @@ class EchoEncoder:
             instruction = self.config.query_instruction if query else self.config.document_instruction
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         prefix = self.template_tokenizer.shared_prefix(query=query, instruction=instruction)
+        if not is_causal(self.model):  # the prefix's states depend on what follows: nothing to reuse
+            prefix = ()
         truncated = 0
         from tqdm.auto import tqdm
 
@@ -158,7 +163,8 @@ class EchoEncoder:
                 items = self.template_tokenizer(chunk, query=query, instruction=instruction)
                 truncated += sum(item.truncated for item in items)
                 lengths = [len(item.input_ids) for item in items]
-                for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
+                pass_cost = PASS_COST_TOKENS.get(self.device.type)
+                for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, pass_cost):
                     batch_items = [items[i] for i in batch]
                     vectors = self._forward(prefix, collate(batch_items, self.template_tokenizer.pad_id, len(prefix)))
                     if not np.isfinite(vectors).all():

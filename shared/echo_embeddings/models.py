@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -69,6 +69,7 @@ def load_model(
     dtype: DType = None,
     model_kwargs: dict[str, Any] | None = None,
     cache_folder: str | os.PathLike | None = None,
+    attention: Literal["causal", "bidirectional"] = "causal",
     shared: bool = True,
     show_progress: bool = False,
 ) -> LoadedModel:
@@ -80,6 +81,8 @@ def load_model(
         dtype: a torch dtype or its name; None picks bfloat16 on CUDA and float32 elsewhere.
         model_kwargs: passed to ``AutoModel.from_pretrained`` (revision, trust_remote_code, attn_implementation, ...).
         cache_folder: the Hugging Face download cache (``cache_dir``).
+        attention: ``bidirectional`` removes the causal mask (an evaluation baseline; the model is not trained
+            for it): every token then sees the whole input, so no prefix is cached.
         shared: reuse a model this process already loaded with the same arguments (and offer this one for
             reuse). False gives a private copy, for code that moves, casts or trains it.
         show_progress: show transformers' loading progress bar and its load report (e.g. the LM head a base
@@ -91,12 +94,12 @@ def load_model(
     kwargs = dict(model_kwargs or {})
     with _transformers_output(show_progress):
         if not shared:
-            return _load(name, device, torch_dtype, kwargs, cache_folder)
-        key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder))
+            return _load(name, device, torch_dtype, kwargs, cache_folder, attention)
+        key = (name, str(device), str(torch_dtype), repr(sorted(kwargs.items())), str(cache_folder), attention)
         with _load_lock:
             loaded = _loaded.get(key)
             if loaded is None:
-                loaded = _load(name, device, torch_dtype, kwargs, cache_folder)
+                loaded = _load(name, device, torch_dtype, kwargs, cache_folder, attention)
                 _loaded[key] = loaded
             return loaded
 
@@ -284,11 +287,13 @@ def _check_hub_reachable(name: str, cache_folder: Any) -> None:
 
 
 def _load(
-    name: str, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any], cache_folder: Any
+    name: str, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any], cache_folder: Any, attention: str
 ) -> LoadedModel:
     from transformers import AutoModel, AutoTokenizer
 
-    load_kwargs = dict(device=str(device), dtype=str(dtype), model_kwargs=dict(kwargs), cache_folder=cache_folder)
+    load_kwargs = dict(
+        device=str(device), dtype=str(dtype), model_kwargs=dict(kwargs), cache_folder=cache_folder, attention=attention
+    )
     source = _source(name, cache_folder)
     hub = {"cache_dir": str(cache_folder)} if cache_folder is not None else {}
     try:
@@ -306,6 +311,8 @@ def _load(
         raise ModelError(f"{name}: cannot load it from {source}: {err}") from err
     model.eval()
     check_causal(model, name)
+    if attention == "bidirectional":
+        remove_causal_mask(model, name)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs)
 
 
@@ -315,9 +322,33 @@ def check_causal(model: Any, name: str) -> None:
     kind = type(model).__name__
     if getattr(model.config, "is_encoder_decoder", False):
         raise ModelError(f"{name} is a {kind}, an encoder-decoder model, not a causal (decoder-only) language model")
+    if _sees_later_tokens(model):
+        raise ModelError(f"{name} is a {kind}, not a causal (decoder-only) language model: its states see later tokens")
+
+
+def remove_causal_mask(model: Any, name: str) -> None:
+    """Let every token of ``model`` attend to the whole input (the attention modules and the mask it builds honour
+    ``is_causal``), or raise a :class:`ModelError` if its states still cannot see later tokens."""
+    model.config.is_causal = False
+    for module in model.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = False
+    if not _sees_later_tokens(model):
+        raise ModelError(
+            f"{name} ({type(model).__name__}) keeps its causal mask: attention='bidirectional' needs a model whose "
+            "attention honours config.is_causal (Llama, Mistral, Qwen2, Gemma, ...)"
+        )
+
+
+def is_causal(model: Any) -> bool:
+    """Whether ``model`` runs with its causal mask (see :func:`remove_causal_mask`)."""
+    return getattr(model.config, "is_causal", True) is not False
+
+
+def _sees_later_tokens(model: Any) -> bool:
+    """Whether the states of a sequence's first tokens change when a later token does: two 3-token sequences."""
     vocab = int(getattr(model.config, "vocab_size", 8) or 8)
     ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]], device=model.device)
     with torch.inference_mode():
         hidden = model(input_ids=ids).last_hidden_state.float()
-    if not torch.allclose(hidden[0, :2], hidden[1, :2], atol=1e-3, rtol=1e-3):
-        raise ModelError(f"{name} is a {kind}, not a causal (decoder-only) language model: its states see later tokens")
+    return not torch.allclose(hidden[0, :2], hidden[1, :2], atol=1e-3, rtol=1e-3)

@@ -6,7 +6,7 @@ from typing import get_args
 
 import torch
 
-from .config import PoolingName
+from .templates import PoolingName
 
 
 def pool(
@@ -16,12 +16,16 @@ def pool(
 
     ``mean`` averages the states where ``pool_mask`` is True (the template's pooled span; the paper's zero-shot
     choice). ``last`` takes the state of each input's final token (the last True of ``attention_mask``, right
-    padding), which is what last-token models (echo's -lasttoken checkpoint, PromptEOL) read.
+    padding), which is what last-token models (echo's -lasttoken checkpoint, PromptEOL) read. ``mean-last``
+    averages the pooled span and the final token together (each state counted once).
     """
-    if method == "mean":
+    last = attention_mask.sum(dim=1) - 1
+    if method in ("mean", "mean-last"):
+        if method == "mean-last":
+            pool_mask = pool_mask.clone()
+            pool_mask[torch.arange(hidden.shape[0], device=hidden.device), last] = True
         weights = pool_mask.to(torch.float32).unsqueeze(-1)
         return (hidden.to(torch.float32) * weights).sum(dim=1) / weights.sum(dim=1)
     if method == "last":
-        last = attention_mask.sum(dim=1) - 1
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
     raise ValueError(f"unknown pooling {method!r}: use one of {', '.join(get_args(PoolingName))}")

@@ -25,11 +25,12 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 
 from . import __version__
 from .batching import collate
-from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig, PoolingName
+from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig
 from .encoder import check_max_length
-from .models import load_model
+from .models import is_causal, load_model
 from .pooling import pool
 from .prefix_cache import PrefixCache
+from .templates import PoolingName
 from .texts import check_texts
 from .tokenization import TemplateTokenizer
 
@@ -112,7 +113,7 @@ class EchoTransformer(InputModule):
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         tokenizer.warn_truncated(sum(item.truncated for item in items), len(items))
         features = collate(items, tokenizer.pad_id)
-        prefix = tokenizer.shared_prefix(query=query, instruction=instruction)
+        prefix = tokenizer.shared_prefix(query=query, instruction=instruction) if is_causal(self.auto_model) else ()
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
         return features
 

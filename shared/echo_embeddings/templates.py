@@ -18,8 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
+PoolingName = Literal["mean", "last", "mean-last"]
+"""``mean`` over the pooled span, ``last`` the input's final token, ``mean-last`` the mean over both (an echo
+template ending in a summary cue such as ``in one word:"``)."""
 SlotName = Literal["text", "instruction", "eos"]
 SLOT_NAMES: tuple[str, ...] = ("text", "instruction", "eos")
 
@@ -124,14 +127,14 @@ class Template:
     """A named pair of patterns: ``query`` for queries, ``document`` for everything else.
 
     ``instruction`` fills the ``{instruction}`` slot when the caller gives none. ``pooling`` is how the template
-    is meant to be read: ``mean`` over the pooled span, or ``last`` (the input's final token).
+    is meant to be read (see :data:`PoolingName`).
     """
 
     name: str
     document: Pattern
     query: Pattern
     instruction: str | None = None
-    pooling: Literal["mean", "last"] = "mean"
+    pooling: PoolingName = "mean"
     description: str = field(default="", compare=False)
 
     @classmethod
@@ -142,12 +145,12 @@ class Template:
         *,
         name: str = "custom",
         instruction: str | None = None,
-        pooling: Literal["mean", "last"] = "mean",
+        pooling: PoolingName = "mean",
         description: str = "",
     ) -> Template:
         """Build a template from pattern strings; the query form defaults to the document form."""
-        if pooling not in ("mean", "last"):
-            raise ValueError(f"unknown pooling {pooling!r} for template {name!r}: use 'mean' or 'last'")
+        if pooling not in get_args(PoolingName):
+            raise ValueError(f"unknown pooling {pooling!r} for template {name!r}: use one of {get_args(PoolingName)}")
         doc = Pattern.parse(document)
         query_pattern = Pattern.parse(query) if query is not None else doc
         return cls(name, doc, query_pattern, instruction, pooling, description)
