@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -140,6 +141,28 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="also run each echo template on the first half of each text's tokens (same tokens as classical)",
         )
+    ablations = tasks.add_parser(
+        "ablations",
+        help="the paper's ablations and echo + summary-token candidates, in one run",
+        description="On one model: prompt sensitivity (8 echo, classical and PromptEOL wordings), 1-4 copies x "
+        "pooled copy, the bidirectional baseline, the toy triples, and echo + summary-token candidates chosen on "
+        "development data then scored on the test sets; --other-model adds echo/classical/PromptEOL test scores of "
+        "more models. DATA: the evaluation data folder (sts/, retrieval/scifact/, classification/banking77/).",
+    )
+    ablations.add_argument("--data", type=Path, required=True, help="evaluation data folder (../shared/data)")
+    ablations.add_argument("--toy", type=Path, required=True, help="toy triples JSONL file")
+    ablations.add_argument("--model", dest="model_name", default=None, help="the model (default: SmolLM2-135M)")
+    ablations.add_argument("--other-model", action="append", default=[], help="another model to compare (repeatable)")
+    ablations.add_argument("--device", default=None, help="cuda, mps, cpu...; default: cuda, then mps, then cpu")
+    ablations.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and the plots")
+    from .evaluation.ablations import Sizes
+
+    for name, default in asdict(Sizes()).items():
+        ablations.add_argument(
+            "--" + name.replace("_", "-"), type=_positive_int, default=default, help=f"default: {default}"
+        )
+    ablations.set_defaults(run=_ablations)
+
     train = commands.add_parser(
         "train",
         help="fine-tune a model contrastively (the paper's recipe)",
@@ -400,6 +423,21 @@ def _eval(args: argparse.Namespace) -> None:
     model = arms[0].encoder.model_name
     write_report(args.out, model, results, args.command_line)
     print(markdown_table(model, results, args.command_line))
+
+
+def _ablations(args: argparse.Namespace) -> None:
+    from .evaluation.ablations import Sizes, run_ablations
+    from .evaluation.ablations_report import write_ablations
+    from .files import check_output_folder
+
+    check_output_folder(args.out)  # before an hour of computing, not after
+    sizes = Sizes(**{name: getattr(args, name) for name in asdict(Sizes())})
+    results = run_ablations(
+        args.model_name, data=args.data, triples=args.toy, sizes=sizes, other_models=args.other_model,
+        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    write_ablations(args.out, results, args.command_line)
+    print(f"wrote {args.out / 'results.md'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

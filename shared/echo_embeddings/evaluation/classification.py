@@ -16,17 +16,18 @@ from .arm import Arm
 from .report import Result
 
 
-def load_labelled(path: Path, per_label: int | None = None) -> tuple[list[str], list[str]]:
-    """``text`` and ``label`` columns of a JSONL file, at most ``per_label`` texts of each label."""
+def load_labelled(path: Path, per_label: int | None = None, skip_per_label: int = 0) -> tuple[list[str], list[str]]:
+    """``text`` and ``label`` columns of a JSONL file, at most ``per_label`` texts of each label after its first
+    ``skip_per_label`` (so one file gives disjoint parts)."""
     texts, labels, seen = [], [], {}
     for record in read_records(path, {"text": str, "label": (str, int)}):
         label = str(record["label"])
-        if per_label is None or seen.get(label, 0) < per_label:
-            seen[label] = seen.get(label, 0) + 1
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > skip_per_label and (per_label is None or seen[label] <= skip_per_label + per_label):
             texts.append(record["text"])
             labels.append(label)
-    if len(seen) < 2:
-        raise InputError(f"{path}: classification needs at least 2 labels, found {len(seen)}")
+    if len(set(labels)) < 2:
+        raise InputError(f"{path}: classification needs at least 2 labels, found {len(set(labels))}")
     return texts, labels
 
 
@@ -37,11 +38,14 @@ def evaluate_classification(
     train_per_label: int | None = None,
     test_per_label: int | None = None,
     show_progress: bool = False,
+    test_skip_per_label: int = 0,
 ) -> list[Result]:
+    """Probe accuracy per arm. ``test_skip_per_label`` skips each label's first texts of ``test``: with
+    ``test == train`` and ``train_per_label``, the probe is scored on other texts of the training split."""
     from sklearn.linear_model import LogisticRegression
 
     train_texts, train_labels = load_labelled(train, train_per_label)
-    test_texts, test_labels = load_labelled(test, test_per_label)
+    test_texts, test_labels = load_labelled(test, test_per_label, test_skip_per_label)
     dataset = Path(test).parent.name + (f"[{len(train_texts)}/{len(test_texts)}]" if train_per_label else "")
     results = []
     for arm in arms:

@@ -1,0 +1,258 @@
+"""The paper's ablations on one model in one run, and echo + summary-token templates chosen on development data.
+
+Sections (each a list of rows in ``results.json``):
+
+- ``prompts``: prompt sensitivity, eight wordings each of echo (mean over the second copy), classical (mean) and
+  PromptEOL (last token), as the paper's variance figures compare them.
+- ``copies``: the text 1 to 4 times, pooling each copy in turn (mean), and the input's last token.
+- ``bidirectional``: the same model with its causal mask removed and no training (the paper's classical +
+  bidirectional baseline), read with the classical and the echo template.
+- ``toy``: the Section-3 triples by structure, classical vs echo, mean vs last.
+- ``candidates``: echo + summary-token templates against echo and PromptEOL on the development sets; one that beats
+  both on STS and on retrieval is chosen, then every finalist is scored on the test sets.
+- ``models``: echo, classical and PromptEOL on the test sets for each further model (model size and family).
+
+Development data only decides: STS-B dev, SciFact train queries (``qrels/train.tsv``) and Banking77 train (the
+probe fit on each intent's first texts, scored on the next ones). Test sets are STS-B test, SciFact test and
+Banking77 test. No reserved set is read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..encoder import EchoEncoder
+from ..templates import PoolingName
+from .arm import Arm
+from .classification import evaluate_classification
+from .retrieval import evaluate_retrieval
+from .sts import evaluate_sts
+from .toy import evaluate_toy
+
+ECHO_WORDINGS = (
+    "Rewrite the following sentence: {text}\nThe rewritten sentence: {text}",
+    "Rewrite the following paragraph: {text}. The rewritten paragraph: {text}",
+    "Repeat the sentence: {text}\nThe sentence again: {text}",
+    "Rephrase the query: {text}\nThe query rephrased: {text}",
+    "Fill in the blank: {text}\nThe blanks filled in: {text}",
+    "Rewrite the text: {text}\nThe sentence rewritten: {text}",
+    "Rephrase the sentence: {text} Again: {text}",
+    "Copy the sentence: {text}\nThe copy: {text}",
+)
+"""The paper's echo prompts (v1 App. B/C, v2 App. C/D; the randomized ones with plain separators)."""
+
+CLASSICAL_WORDINGS = (
+    "Write a sentence: {text}",
+    "Write a paragraph: {text}",
+    "{text}",
+    "Sentence: {text}",
+    "The sentence: {text}",
+    "Rephrase the query: {text}",
+    "Fill in the blank: {text}",
+    "Rewrite the text: {text}",
+)
+"""The paper's classical prompts and the echo prompts' first halves: the text once, mean over it."""
+
+PROMPTEOL_WORDINGS = (
+    'This sentence : "{text}" means in one word:"',
+    'This sentence : "{text}" means in a word:"',
+    'Summarize the sentence "{text}" in one word:"',
+    'Categorize the sentence "{text}" in one word:"',
+    'Understand the sentence "{text}" in one word:"',
+    'Analyze the sentence "{text}" in one word:"',
+    'This text : "{text}" means in one word:"',
+    'Summarize the text "{text}" in a word:"',
+)
+"""PromptEOL and the paper's variants of it ({Summarize/Categorize/Understand/Analyze} ... {in one word/in a word})."""
+
+STRATEGIES: dict[str, tuple[tuple[str, ...], PoolingName]] = {
+    "echo": (ECHO_WORDINGS, "mean"),
+    "classical": (CLASSICAL_WORDINGS, "mean"),
+    "prompteol": (PROMPTEOL_WORDINGS, "last"),
+}
+
+_ECHO = "Rewrite the following sentence: {text}\nThe rewritten sentence: {text}"
+SUMMARY_CANDIDATES: dict[str, tuple[str, PoolingName]] = {
+    "echo-eol": (_ECHO + '\nThe rewritten sentence means in one word:"', "last"),
+    "echo-eol-mean": (_ECHO + '\nThe rewritten sentence means in one word:"', "mean-last"),
+    "eol-echo": ('This sentence : "{text}"\nThis sentence again : "{text}" means in one word:"', "last"),
+    "eol-echo-mean": ('This sentence : "{text}"\nThis sentence again : "{text}" means in one word:"', "mean-last"),
+}
+"""Echo followed by a summary cue: the cue's last token alone, or together with the second copy (mean-last)."""
+
+REFERENCES: dict[str, tuple[str, PoolingName]] = {
+    "echo": (_ECHO, "mean"),
+    "prompteol": (PROMPTEOL_WORDINGS[0], "last"),
+    "classical": (CLASSICAL_WORDINGS[0], "mean"),
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each set is read (the CPU budget). Development: the first ``sts_pairs`` STS-B dev pairs, the
+    first ``queries`` judged SciFact train queries against their abstracts plus ``corpus_others`` others, and
+    ``per_intent`` Banking77 train texts per intent to fit the probe and the next ``per_intent`` to score it.
+    Test: all STS-B test pairs, the first ``test_queries`` SciFact test queries plus ``corpus_others`` others,
+    and ``test_per_intent`` texts per intent of Banking77 train (fit) and test (score)."""
+
+    sts_pairs: int = 300
+    queries: int = 30
+    corpus_others: int = 100
+    per_intent: int = 4
+    test_queries: int = 50
+    test_per_intent: int = 8
+
+
+def copies_template(copies: int, pooled: int) -> str:
+    """The echo prompt with the text ``copies`` times, the ``pooled``-th copy (1-based) pooled."""
+    slots = ["{text*}" if k == pooled else "{text}" for k in range(1, copies + 1)]
+    return "Rewrite the following sentence: " + "".join(
+        slot if k == 0 else f"\nThe rewritten sentence: {slot}" for k, slot in enumerate(slots)
+    )
+
+
+class Ablations:
+    """Runs the sections on one loaded model; ``progress`` gets a line as each arm finishes."""
+
+    def __init__(
+        self, encoder: EchoEncoder, data: Path, sizes: Sizes, progress: Callable[[str], None] = lambda _: None
+    ) -> None:
+        self.encoder, self.data, self.sizes, self.progress = encoder, Path(data), sizes, progress
+
+    def arm(self, template: str, pooling: PoolingName, encoder: EchoEncoder | None = None) -> Arm:
+        return Arm((encoder or self.encoder).with_settings(template=template, pooling=pooling))
+
+    def dev(self, arm: Arm, tasks: Sequence[str] = ("sts", "retrieval")) -> dict[str, float]:
+        """Development scores: ``sts`` (STS-B dev Spearman), ``retrieval`` (SciFact train nDCG@10),
+        ``classification`` (Banking77 train probe accuracy)."""
+        s, scores = self.sizes, {}
+        if "sts" in tasks:
+            scores["sts"] = evaluate_sts([arm], self.data / "sts" / "stsb-dev.jsonl", s.sts_pairs)[0].score
+        if "retrieval" in tasks:
+            scifact = self.data / "retrieval" / "scifact"
+            scores["retrieval"] = evaluate_retrieval([arm], scifact, "train", s.queries, s.corpus_others, 0)[0].score
+        if "classification" in tasks:
+            train = self.data / "classification" / "banking77" / "train.jsonl"
+            result = evaluate_classification([arm], train, train, s.per_intent, s.per_intent, False, s.per_intent)
+            scores["classification"] = result[0].score
+        return scores
+
+    def test(self, arm: Arm) -> dict[str, float]:
+        """Test scores: STS-B test Spearman, SciFact test nDCG@10, Banking77 test probe accuracy."""
+        s, banking = self.sizes, self.data / "classification" / "banking77"
+        scifact = self.data / "retrieval" / "scifact"
+        return {
+            "sts": evaluate_sts([arm], self.data / "sts" / "stsb-test.jsonl")[0].score,
+            "retrieval": evaluate_retrieval([arm], scifact, "test", s.test_queries, s.corpus_others, 0)[0].score,
+            "classification": evaluate_classification(
+                [arm], banking / "train.jsonl", banking / "test.jsonl", s.test_per_intent, s.test_per_intent
+            )[0].score,
+        }
+
+    def timed(self, section: str, label: str, template: str, pooling: str, run: Callable[[], dict]) -> dict:
+        start = time.perf_counter()
+        scores = run()
+        seconds = time.perf_counter() - start
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in scores.items())
+        self.progress(f"{section}: {label} ({pooling}): {shown} [{seconds:.0f} s]")
+        return {"label": label, "template": template, "pooling": pooling, "scores": scores, "seconds": seconds}
+
+    def prompts(self) -> list[dict]:
+        rows = []
+        for strategy, (wordings, pooling) in STRATEGIES.items():
+            for i, wording in enumerate(wordings):
+                row = self.timed("prompts", f"{strategy}-{i + 1}", wording, pooling,
+                                 lambda w=wording, p=pooling: self.dev(self.arm(w, p)))  # fmt: skip
+                rows.append({**row, "strategy": strategy})
+        return rows
+
+    def copies(self) -> list[dict]:
+        rows = []
+        for copies in range(1, 5):
+            pooled_choices: list[int | str] = [*range(1, copies + 1), "last"]
+            for pooled in pooled_choices:
+                template = copies_template(copies, copies if pooled == "last" else pooled)  # type: ignore[arg-type]
+                pooling: PoolingName = "last" if pooled == "last" else "mean"
+                row = self.timed("copies", f"{copies} copies, pool {pooled}", template, pooling,
+                                 lambda t=template, p=pooling: self.dev(self.arm(t, p)))  # fmt: skip
+                rows.append({**row, "copies": copies, "pooled": pooled})
+        return rows
+
+    def bidirectional(self, both_ways: EchoEncoder) -> list[dict]:
+        rows = []
+        for name in ("classical", "echo"):
+            template, pooling = REFERENCES[name]
+            for attention, encoder in (("causal", self.encoder), ("bidirectional", both_ways)):
+                row = self.timed("bidirectional", f"{name}, {attention}", template, pooling,
+                                 lambda t=template, p=pooling, e=encoder: self.dev(self.arm(t, p, e)))  # fmt: skip
+                rows.append({**row, "attention": attention})
+        return rows
+
+    def toy(self, triples: Path) -> list[dict]:
+        arms = {(name, pooling): self.arm(REFERENCES[name][0], pooling)
+                for name in ("classical", "echo") for pooling in ("mean", "last")}  # fmt: skip
+        rows = []
+        for (name, pooling), arm in arms.items():
+            for result in evaluate_toy([arm], triples):
+                rows.append({"template": name, "pooling": pooling, "structure": result.dataset,
+                             "accuracy": result.score, "n": result.n})  # fmt: skip
+        return rows
+
+    def candidates(self) -> dict[str, Any]:
+        """Dev scores of the references and candidates; the chosen candidate; test scores of the finalists."""
+        tasks = ("sts", "retrieval", "classification")
+        dev = {name: self.timed("candidates (dev)", name, t, p, lambda t=t, p=p: self.dev(self.arm(t, p), tasks))
+               for name, (t, p) in {**REFERENCES, **SUMMARY_CANDIDATES}.items()}  # fmt: skip
+        beats = [name for name in SUMMARY_CANDIDATES
+                 if all(dev[name]["scores"][k] > max(dev["echo"]["scores"][k], dev["prompteol"]["scores"][k])
+                        for k in ("sts", "retrieval"))]  # fmt: skip
+        best = max(beats or SUMMARY_CANDIDATES, key=lambda n: dev[n]["scores"]["sts"] + dev[n]["scores"]["retrieval"])
+        finalists = {**REFERENCES, best: SUMMARY_CANDIDATES[best]}
+        test = {name: self.timed("candidates (test)", name, t, p, lambda t=t, p=p: self.test(self.arm(t, p)))
+                for name, (t, p) in finalists.items()}  # fmt: skip
+        return {"dev": dev, "beats_echo_and_prompteol_on_dev": beats, "chosen": best if beats else None,
+                "best": best, "test": test}  # fmt: skip
+
+    def references_on_test(self) -> dict[str, dict]:
+        return {name: self.timed("models", f"{self.encoder.model_name}: {name}", t, p,
+                                 lambda t=t, p=p: self.test(self.arm(t, p)))
+                for name, (t, p) in REFERENCES.items()}  # fmt: skip
+
+
+def run_ablations(
+    model_name: str | None,
+    *,
+    data: Path,
+    triples: Path,
+    sizes: Sizes = Sizes(),
+    other_models: Sequence[str] = (),
+    device: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Every section on ``model_name`` (and ``models`` on each of ``other_models``), as one JSON-ready dict."""
+    start = time.perf_counter()
+    encoder = EchoEncoder.from_pretrained(model_name, device=device)
+    ablations = Ablations(encoder, data, sizes, progress)
+    both_ways = EchoEncoder.from_pretrained(model_name, device=device, attention="bidirectional")
+    results: dict[str, Any] = {"model": encoder.model_name, "sizes": asdict(sizes)}
+    results["prompts"] = ablations.prompts()
+    results["copies"] = ablations.copies()
+    results["bidirectional"] = ablations.bidirectional(both_ways)
+    del both_ways
+    results["toy"] = ablations.toy(triples)
+    results["candidates"] = ablations.candidates()
+    results["models"] = {encoder.model_name: {"parameters": _parameters(encoder), **results["candidates"]["test"]}}
+    for other in other_models:
+        peer = Ablations(EchoEncoder.from_pretrained(other, device=device), data, sizes, progress)
+        results["models"][peer.encoder.model_name] = {"parameters": _parameters(peer.encoder),
+                                                      **peer.references_on_test()}  # fmt: skip
+    results["seconds"] = time.perf_counter() - start
+    return results
+
+
+def _parameters(encoder: EchoEncoder) -> int:
+    return sum(p.numel() for p in encoder.model.parameters())
