@@ -9,41 +9,14 @@ import torch
 from .tokenization import ModelInput
 
 
-def plan_batches(
-    lengths: Sequence[int], max_texts: int, max_tokens: int, pass_cost: int | None = None
-) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
     """Group indices into batches, longest first.
 
     A batch holds at most ``max_texts`` inputs and at most ``max_tokens`` tokens once padded to its longest input
     (a single input longer than ``max_tokens`` still gets a batch of its own). Longest first, so a batch that does
     not fit in memory fails at once rather than at the end.
-
-    ``None``: batches are filled in turn. ``pass_cost``, the fixed cost of one forward pass counted in padded
-    tokens: the length-sorted inputs are cut where the total of padded tokens plus ``pass_cost`` per batch is
-    least (exactly, by dynamic programming), so a few inputs of very different lengths are not all padded to the
-    longest when another pass costs less than that padding.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    if pass_cost is None:
-        return _filled_in_turn(order, lengths, max_texts, max_tokens)
-    sizes = [lengths[i] for i in order]
-    # best[j]: least cost of batching the j longest inputs; cut[j]: where the last of those batches starts
-    best, cut = [0] + [float("inf")] * len(order), [0] * (len(order) + 1)
-    for j in range(1, len(order) + 1):
-        for i in range(j - 1, max(j - max_texts, 0) - 1, -1):
-            if j - i > 1 and (j - i) * sizes[i] > max_tokens:
-                break  # a longer batch starting earlier only pads more
-            cost = best[i] + (j - i) * sizes[i] + pass_cost
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    batches, j = [], len(order)
-    while j:
-        batches.append(order[cut[j] : j])
-        j = cut[j]
-    return batches[::-1]
-
-
-def _filled_in_turn(order: list[int], lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:

@@ -24,9 +24,6 @@ __all__ = ["EchoEncoder", "TruncationWarning"]
 
 TOKENS_PER_TEXT = 256
 """A batch holds ``batch_size`` texts and at most ``batch_size * TOKENS_PER_TEXT`` padded tokens."""
-PASS_COST_TOKENS = {"cpu": 64}
-"""A forward pass's fixed cost in padded tokens, by device type, measured by ``benchmarks/pass_cost.py``: batches
-are cut where padding plus this cost per pass is least. A device type not listed fills its batches in turn."""
 
 CHUNK_TEXTS = 4096
 """Texts tokenized, sorted and batched together; bounds the memory of ``encode`` on huge inputs."""
@@ -163,8 +160,7 @@ class EchoEncoder:
                 items = self.template_tokenizer(chunk, query=query, instruction=instruction)
                 truncated += sum(item.truncated for item in items)
                 lengths = [len(item.input_ids) for item in items]
-                pass_cost = PASS_COST_TOKENS.get(self.device.type)
-                for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, pass_cost):
+                for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
                     batch_items = [items[i] for i in batch]
                     vectors = self._forward(prefix, collate(batch_items, self.template_tokenizer.pad_id, len(prefix)))
                     if not np.isfinite(vectors).all():
