@@ -28,6 +28,8 @@ FOLDER_KEYS = ("template", "pooling", "max_length", "normalize", "query_instruct
 LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder", "attention")
 """Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
 
+AttentionName = Literal["causal", "bidirectional"]
+
 
 class EchoConfig(BaseModel):
     """Which model to load, how to read it, and how to run it."""
@@ -68,7 +70,7 @@ class EchoConfig(BaseModel):
         description="Passed to AutoModel.from_pretrained (revision, trust_remote_code, attn_implementation, ...).",
     )
     cache_folder: str | None = Field(default=None, description="Hugging Face download cache folder.")
-    attention: Literal["causal", "bidirectional"] = Field(
+    attention: AttentionName = Field(
         default="causal",
         description="bidirectional removes the causal mask, with no training: the paper's classical+bidirectional "
         "evaluation baseline, for models whose attention honours config.is_causal (Llama, Mistral, Qwen2, Gemma).",

@@ -19,11 +19,12 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from . import DEFAULT_MODEL
+from .config import AttentionName
 from .errors import ModelError
 from .files import current_umask
 
@@ -69,7 +70,7 @@ def load_model(
     dtype: DType = None,
     model_kwargs: dict[str, Any] | None = None,
     cache_folder: str | os.PathLike | None = None,
-    attention: Literal["causal", "bidirectional"] = "causal",
+    attention: AttentionName = "causal",
     shared: bool = True,
     show_progress: bool = False,
 ) -> LoadedModel:
