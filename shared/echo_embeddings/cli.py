@@ -151,9 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     ablations.add_argument("--data", type=Path, required=True, help="evaluation data folder (../shared/data)")
     ablations.add_argument("--toy", type=Path, required=True, help="toy triples JSONL file")
-    ablations.add_argument("--model", dest="model_name", default=None, help="the model (default: SmolLM2-135M)")
+    from .config import EchoConfig
+
+    for name in ("model_name", "device"):
+        ablations.add_argument(SETTING_OPTIONS[name], **_option(name, EchoConfig.model_fields[name]))
     ablations.add_argument("--other-model", action="append", default=[], help="another model to compare (repeatable)")
-    ablations.add_argument("--device", default=None, help="cuda, mps, cpu...; default: cuda, then mps, then cpu")
     ablations.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and the plots")
     from .evaluation.ablations import Sizes
 

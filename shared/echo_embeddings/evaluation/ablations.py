@@ -182,7 +182,11 @@ class Ablations:
                 rows.append({**row, "copies": copies, "pooled": pooled})
         return rows
 
-    def bidirectional(self, both_ways: EchoEncoder) -> list[dict]:
+    def bidirectional(self) -> list[dict]:
+        """The classical and echo references on this model with and without its causal mask (a second copy of
+        the model, loaded here and dropped after)."""
+        config = self.encoder.config
+        both_ways = EchoEncoder.from_pretrained(config.model_name, device=config.device, attention="bidirectional")
         rows = []
         for name in ("classical", "echo"):
             template, pooling = REFERENCES[name]
@@ -237,12 +241,10 @@ def run_ablations(
     start = time.perf_counter()
     encoder = EchoEncoder.from_pretrained(model_name, device=device)
     ablations = Ablations(encoder, data, sizes, progress)
-    both_ways = EchoEncoder.from_pretrained(model_name, device=device, attention="bidirectional")
     results: dict[str, Any] = {"model": encoder.model_name, "sizes": asdict(sizes)}
     results["prompts"] = ablations.prompts()
     results["copies"] = ablations.copies()
-    results["bidirectional"] = ablations.bidirectional(both_ways)
-    del both_ways
+    results["bidirectional"] = ablations.bidirectional()
     results["toy"] = ablations.toy(triples)
     results["candidates"] = ablations.candidates()
     results["models"] = {encoder.model_name: {"parameters": _parameters(encoder), **results["candidates"]["test"]}}

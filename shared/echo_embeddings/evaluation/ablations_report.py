@@ -116,6 +116,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, path: Path, title: str | None = None) -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+
+
 def _plot_prompts(path: Path, results: dict[str, Any]) -> None:
     plt = _pyplot()
     strategies = list(dict.fromkeys(row["strategy"] for row in results["prompts"]))
@@ -125,10 +133,7 @@ def _plot_prompts(path: Path, results: dict[str, Any]) -> None:
         ax.boxplot(values, tick_labels=strategies)
         ax.set(title=f"{TASKS[task]} (dev), one point per prompt", ylabel="score x100")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Prompt sensitivity: {results['model']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, f"Prompt sensitivity: {results['model']}")
 
 
 def _plot_copies(path: Path, results: dict[str, Any]) -> None:
@@ -149,10 +154,7 @@ def _plot_copies(path: Path, results: dict[str, Any]) -> None:
         ax.set_yticks(range(4), [f"{c} copies" for c in range(1, 5)])
         ax.set_title(f"{TASKS[task]} (dev)")
         fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle(f"Copies x pooled copy: {results['model']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, f"Copies x pooled copy: {results['model']}")
 
 
 def _plot_models(path: Path, results: dict[str, Any]) -> None:
@@ -167,6 +169,4 @@ def _plot_models(path: Path, results: dict[str, Any]) -> None:
         ax.set_xticks(sizes, [f"{size:.0f}M" for size in sizes])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
