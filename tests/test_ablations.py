@@ -18,7 +18,7 @@ from echo_embeddings.templates import resolve_template
 from .conftest import DATA, DEVICE, HERE
 
 SMALL = ["--sts-pairs", "6", "--queries", "2", "--corpus-others", "3", "--per-intent", "1", "--test-queries", "2",
-         "--test-per-intent", "1"]  # fmt: skip
+         "--test-corpus-others", "3", "--test-per-intent", "1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def test_every_section_in_one_run(tiny_model_dir, other_model, tmp_path, capsys)
     assert {(row["copies"], row["pooled"]) for row in results["copies"]} == {
         (c, k) for c in range(1, 5) for k in [*range(1, c + 1), "last"]
     }
+    assert all(set(row["scores"]) == {"sts"} for row in results["copies"])
     both_ways = {(row["label"], row["attention"]): row["scores"] for row in results["bidirectional"]}
     assert both_ways[("classical, causal", "causal")] != both_ways[("classical, bidirectional", "bidirectional")]
     assert {row["structure"] for row in results["toy"]} >= {"all"}

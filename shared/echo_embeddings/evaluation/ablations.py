@@ -4,7 +4,8 @@ Sections (each a list of rows in ``results.json``):
 
 - ``prompts``: prompt sensitivity, eight wordings each of echo (mean over the second copy), classical (mean) and
   PromptEOL (last token), as the paper's variance figures compare them.
-- ``copies``: the text 1 to 4 times, pooling each copy in turn (mean), and the input's last token.
+- ``copies``: the text 1 to 4 times, pooling each copy in turn (mean), and the input's last token; on STS only, as
+  four copies of a SciFact abstract do not fit the encoder's 512 tokens and truncation would decide the result.
 - ``bidirectional``: the same model with its causal mask removed and no training (the paper's classical +
   bidirectional baseline), read with the classical and the echo template.
 - ``toy``: the Section-3 triples by structure, classical vs echo, mean vs last.
@@ -96,14 +97,15 @@ class Sizes:
     """How much of each set is read (the CPU budget). Development: the first ``sts_pairs`` STS-B dev pairs, the
     first ``queries`` judged SciFact train queries against their abstracts plus ``corpus_others`` others, and
     ``per_intent`` Banking77 train texts per intent to fit the probe and the next ``per_intent`` to score it.
-    Test: all STS-B test pairs, the first ``test_queries`` SciFact test queries plus ``corpus_others`` others,
-    and ``test_per_intent`` texts per intent of Banking77 train (fit) and test (score)."""
+    Test: all STS-B test pairs, the first ``test_queries`` SciFact test queries plus ``test_corpus_others``
+    others, and ``test_per_intent`` texts per intent of Banking77 train (fit) and test (score)."""
 
     sts_pairs: int = 300
     queries: int = 30
-    corpus_others: int = 100
+    corpus_others: int = 60
     per_intent: int = 4
     test_queries: int = 50
+    test_corpus_others: int = 100
     test_per_intent: int = 8
 
 
@@ -147,7 +149,7 @@ class Ablations:
         scifact = self.data / "retrieval" / "scifact"
         return {
             "sts": evaluate_sts([arm], self.data / "sts" / "stsb-test.jsonl")[0].score,
-            "retrieval": evaluate_retrieval([arm], scifact, "test", s.test_queries, s.corpus_others, 0)[0].score,
+            "retrieval": evaluate_retrieval([arm], scifact, "test", s.test_queries, s.test_corpus_others, 0)[0].score,
             "classification": evaluate_classification(
                 [arm], banking / "train.jsonl", banking / "test.jsonl", s.test_per_intent, s.test_per_intent
             )[0].score,
@@ -178,7 +180,7 @@ class Ablations:
                 template = copies_template(copies, copies if pooled == "last" else pooled)  # type: ignore[arg-type]
                 pooling: PoolingName = "last" if pooled == "last" else "mean"
                 row = self.timed("copies", f"{copies} copies, pool {pooled}", template, pooling,
-                                 lambda t=template, p=pooling: self.dev(self.arm(t, p)))  # fmt: skip
+                                 lambda t=template, p=pooling: self.dev(self.arm(t, p), ("sts",)))  # fmt: skip
                 rows.append({**row, "copies": copies, "pooled": pooled})
         return rows
 

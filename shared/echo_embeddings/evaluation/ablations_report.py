@@ -29,7 +29,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Development sets: STS-B dev (first {sizes['sts_pairs']} pairs, Spearman), SciFact train (first "
         f"{sizes['queries']} judged queries, their abstracts + {sizes['corpus_others']} others, nDCG@10), Banking77 "
         f"train (probe fit on {sizes['per_intent']} texts per intent, scored on the next {sizes['per_intent']}). "
-        f"Test sets: STS-B test (all), SciFact test (first {sizes['test_queries']} queries, same corpus rule), "
+        f"Test sets: STS-B test (all), SciFact test (first {sizes['test_queries']} queries, their abstracts + "
+        f"{sizes['test_corpus_others']} others), "
         f"Banking77 ({sizes['test_per_intent']} train / {sizes['test_per_intent']} test texts per intent).",
         "",
         "## Prompt sensitivity (development sets)",
@@ -53,14 +54,11 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["prompts"]:
         lines.append(f"| `{_show(row['template'])}` | {row['pooling']} | {_scores(row, ('sts', 'retrieval'))} |")
-    lines += ["", "## Copies x pooled copy (development sets: STS-B / SciFact)", ""]
+    lines += ["", "## Copies x pooled copy (STS-B dev Spearman)", ""]
     lines += ["| copies | " + " | ".join(f"pool {k}" for k in (1, 2, 3, 4, "last")) + " |", "|---" * 6 + "|"]
     for copies in range(1, 5):
         found = {row["pooled"]: row for row in results["copies"] if row["copies"] == copies}
-        cells = [
-            f"{found[k]['scores']['sts']:.1f} / {found[k]['scores']['retrieval']:.1f}" if k in found else ""
-            for k in (1, 2, 3, 4, "last")
-        ]
+        cells = [f"{found[k]['scores']['sts']:.1f}" if k in found else "" for k in (1, 2, 3, 4, "last")]
         lines.append(f"| {copies} | " + " | ".join(cells) + " |")
     lines += ["", "## Bidirectional attention, no training (development sets)", ""]
     lines += ["| template | attention | STS-B | SciFact |", "|---|---|---:|---:|"]
@@ -141,19 +139,18 @@ def _plot_copies(path: Path, results: dict[str, Any]) -> None:
 
     plt = _pyplot()
     columns = [1, 2, 3, 4, "last"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, task in zip(axes, ("sts", "retrieval"), strict=True):
-        grid = np.full((4, len(columns)), np.nan)
-        for row in results["copies"]:
-            grid[row["copies"] - 1, columns.index(row["pooled"])] = row["scores"][task]
-        image = ax.imshow(grid, cmap="viridis")
-        for (i, j), value in np.ndenumerate(grid):
-            if not np.isnan(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
-        ax.set_xticks(range(len(columns)), [f"pool {c}" for c in columns])
-        ax.set_yticks(range(4), [f"{c} copies" for c in range(1, 5)])
-        ax.set_title(f"{TASKS[task]} (dev)")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    grid = np.full((4, len(columns)), np.nan)
+    for row in results["copies"]:
+        grid[row["copies"] - 1, columns.index(row["pooled"])] = row["scores"]["sts"]
+    image = ax.imshow(grid, cmap="viridis")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
+    ax.set_xticks(range(len(columns)), [f"pool {c}" for c in columns])
+    ax.set_yticks(range(4), [f"{c} copies" for c in range(1, 5)])
+    ax.set_title(f"{TASKS['sts']} (dev Spearman)")
+    fig.colorbar(image, ax=ax, shrink=0.8)
     _save(fig, path, f"Copies x pooled copy: {results['model']}")
 
 
