@@ -60,10 +60,14 @@ def scores(encoder: EchoEncoder) -> dict[str, float]:
     return {"stsb-test": sts.score, "scifact-ndcg@10": scifact.score, "banking77-accuracy": banking77.score}
 
 
+MAIN_RESULTS = ROOT / "docs" / "results" / "finetune" / "results.json"
+
+
 def zero_shot(results: dict, settings: dict) -> dict[str, float] | None:
-    """The zero-shot scores of an arm already measured with the same model settings (they do not depend on
-    training), or None."""
-    for arm in results["arms"].values():
+    """The zero-shot scores of an arm already measured with the same model settings, in this run or in the main
+    results (they depend on neither the training data nor the steps), or None."""
+    main = json.loads(MAIN_RESULTS.read_text(encoding="utf-8"))["arms"] if MAIN_RESULTS.is_file() else {}
+    for arm in [*results["arms"].values(), *main.values()]:
         if "teacher" not in arm and all(arm[k] == v for k, v in settings.items()):
             return arm["before"]
     return None
@@ -85,7 +89,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
     parser.add_argument("--train-max-length", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "finetune")
+    parser.add_argument("--out", type=Path, default=MAIN_RESULTS.parent)
     args = parser.parse_args()
     command = shlex.join(["python", "benchmarks/finetune.py", *sys.argv[1:]])
     transformers.utils.logging.disable_progress_bar()
