@@ -53,6 +53,9 @@ def test_every_section_in_one_run(tiny_model_dir, other_model, tmp_path, capsys)
     assert all(set(row["scores"]) == {"sts"} for row in results["copies"])
     both_ways = {(row["label"], row["attention"]): row["scores"] for row in results["bidirectional"]}
     assert both_ways[("classical, causal", "causal")] != both_ways[("classical, bidirectional", "bidirectional")]
+    first = {row["label"]: row["scores"] for row in prompts if row["label"] in ("echo-1", "classical-1")}
+    assert both_ways[("echo, causal", "causal")] == first["echo-1"]  # the same arm, scored once and shared
+    assert both_ways[("classical, causal", "causal")] == first["classical-1"]
     assert {row["structure"] for row in results["toy"]} >= {"all"}
     candidates = results["candidates"]
     assert set(candidates["dev"]) == {"echo", "prompteol", "classical", *SUMMARY_CANDIDATES}

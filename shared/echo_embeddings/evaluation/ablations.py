@@ -124,24 +124,34 @@ class Ablations:
         self, encoder: EchoEncoder, data: Path, sizes: Sizes, progress: Callable[[str], None] = lambda _: None
     ) -> None:
         self.encoder, self.data, self.sizes, self.progress = encoder, Path(data), sizes, progress
+        self._dev_scores: dict[tuple, float] = {}
 
     def arm(self, template: str, pooling: PoolingName, encoder: EchoEncoder | None = None) -> Arm:
         return Arm((encoder or self.encoder).with_settings(template=template, pooling=pooling))
 
     def dev(self, arm: Arm, tasks: Sequence[str] = ("sts", "retrieval")) -> dict[str, float]:
         """Development scores: ``sts`` (STS-B dev Spearman), ``retrieval`` (SciFact train nDCG@10),
-        ``classification`` (Banking77 train probe accuracy)."""
-        s, scores = self.sizes, {}
-        if "sts" in tasks:
-            scores["sts"] = evaluate_sts([arm], self.data / "sts" / "stsb-dev.jsonl", s.sts_pairs)[0].score
-        if "retrieval" in tasks:
-            scifact = self.data / "retrieval" / "scifact"
-            scores["retrieval"] = evaluate_retrieval([arm], scifact, "train", s.queries, s.corpus_others, 0)[0].score
-        if "classification" in tasks:
-            train = self.data / "classification" / "banking77" / "train.jsonl"
-            result = evaluate_classification([arm], train, train, s.per_intent, s.per_intent, False, s.per_intent)
-            scores["classification"] = result[0].score
+        ``classification`` (Banking77 train probe accuracy). Each is computed once per template, pooling and
+        attention: the sections share their reference arms (echo, classical, PromptEOL), whose scores cannot
+        change within a run."""
+        encoder = arm.encoder
+        scores = {}
+        for task in tasks:
+            key = (task, encoder.template, encoder.pooling, encoder.config.attention)
+            if key not in self._dev_scores:
+                self._dev_scores[key] = self._dev_score(arm, task)
+            scores[task] = self._dev_scores[key]
         return scores
+
+    def _dev_score(self, arm: Arm, task: str) -> float:
+        s = self.sizes
+        if task == "sts":
+            return evaluate_sts([arm], self.data / "sts" / "stsb-dev.jsonl", s.sts_pairs)[0].score
+        if task == "retrieval":
+            scifact = self.data / "retrieval" / "scifact"
+            return evaluate_retrieval([arm], scifact, "train", s.queries, s.corpus_others, 0)[0].score
+        train = self.data / "classification" / "banking77" / "train.jsonl"
+        return evaluate_classification([arm], train, train, s.per_intent, s.per_intent, False, s.per_intent)[0].score
 
     def test(self, arm: Arm) -> dict[str, float]:
         """Test scores: STS-B test Spearman, SciFact test nDCG@10, Banking77 test probe accuracy."""
