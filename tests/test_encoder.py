@@ -285,3 +285,18 @@ def test_streamed_chunks_give_the_same_vectors_in_order(tiny_encoder, monkeypatc
     chunked = tiny_encoder.encode(texts)
     for a, b in zip(whole, chunked, strict=True):
         assert cos(a, b) >= 0.9999
+
+
+def test_batch_plans_cover_every_input_within_the_limits():
+    from echo_embeddings.batching import plan_batches
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(1, 60) for _ in range(rng.randint(1, 9))]
+        max_texts, max_tokens = rng.randint(1, 5), rng.randint(30, 150)
+        batches = plan_batches(lengths, max_texts, max_tokens)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+        order = [i for batch in batches for i in batch]
+        assert [lengths[i] for i in order] == sorted(lengths, reverse=True)  # longest first
+        for batch in batches:
+            assert len(batch) <= max_texts and (len(batch) == 1 or len(batch) * lengths[batch[0]] <= max_tokens)
