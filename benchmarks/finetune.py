@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
 import transformers
 
 from echo_embeddings import EchoEncoder
@@ -35,6 +37,7 @@ from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.classification import evaluate_classification
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.evaluation.sts import evaluate_sts, load_sts
+from echo_embeddings.models import default_device
 from echo_embeddings.training import distill, recipe_rows, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +54,11 @@ ARMS = {
 its teacher did)."""
 
 
-def scores(encoder: EchoEncoder) -> dict[str, float]:
+def scores(encoder: EchoEncoder, data: Path) -> dict[str, float]:
     arm = [Arm(encoder)]
-    sts = evaluate_sts(arm, DATA / "sts" / "stsb-test.jsonl")[0]
-    scifact = evaluate_retrieval(arm, DATA / "retrieval" / "scifact", "test", 50, 100, 0)[0]
-    banking = DATA / "classification" / "banking77"
+    sts = evaluate_sts(arm, data / "sts" / "stsb-test.jsonl")[0]
+    scifact = evaluate_retrieval(arm, data / "retrieval" / "scifact", "test", 50, 100, 0)[0]
+    banking = data / "classification" / "banking77"
     banking77 = evaluate_classification(arm, banking / "train.jsonl", banking / "test.jsonl", 8, 8)[0]
     return {"stsb-test": sts.score, "scifact-ndcg@10": scifact.score, "banking77-accuracy": banking77.score}
 
@@ -65,8 +68,11 @@ MAIN_RESULTS = ROOT / "docs" / "results" / "finetune" / "results.json"
 
 def zero_shot(results: dict, settings: dict) -> dict[str, float] | None:
     """The zero-shot scores of an arm already measured with the same model settings, in this run or in the main
-    results (they depend on neither the training data nor the steps), or None."""
-    main = json.loads(MAIN_RESULTS.read_text(encoding="utf-8"))["arms"] if MAIN_RESULTS.is_file() else {}
+    results (they depend on neither the training data nor the steps, but on the device: the main results are CPU
+    fp32), or None."""
+    main = {}
+    if MAIN_RESULTS.is_file() and results["device"] == "cpu":
+        main = json.loads(MAIN_RESULTS.read_text(encoding="utf-8"))["arms"]
     for arm in [*results["arms"].values(), *main.values()]:
         if "teacher" not in arm and all(arm[k] == v for k, v in settings.items()):
             return arm["before"]
@@ -90,16 +96,20 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
     parser.add_argument("--train-max-length", type=int, default=128)
     parser.add_argument("--out", type=Path, default=MAIN_RESULTS.parent)
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     args = parser.parse_args()
     command = shlex.join(["python", "benchmarks/finetune.py", *sys.argv[1:]])
     transformers.utils.logging.disable_progress_bar()
-    rows = recipe_rows(DATA, rows={k: int(v) for k, v in (item.split("=") for item in args.rows)}, seed=0)
+    rows = recipe_rows(args.data, rows={k: int(v) for k, v in (item.split("=") for item in args.rows)}, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"command": command, "rows": len(rows), "steps": args.steps, "batch": args.batch, "arms": {}}
+    device = default_device()
+    results = {"command": command, "device": device.type, "device_name": device_name(device), "rows": len(rows),
+               "steps": args.steps, "batch": args.batch, "arms": {}}  # fmt: skip
     previous = args.out / "results.json"
     if previous.is_file():  # arms measured by an earlier run with the same data, steps and batch stay
         earlier = json.loads(previous.read_text(encoding="utf-8"))
-        if (earlier["rows"], earlier["steps"], earlier["batch"]) == (len(rows), args.steps, args.batch):
+        setup = ("rows", "steps", "batch", "device")
+        if all(earlier.get(key, "cpu" if key == "device" else None) == results[key] for key in setup):
             results["arms"] = {k: v for k, v in earlier["arms"].items() if k not in args.arms}
             results["command"] = f"{earlier['command']}; then {command}"
     work = args.models or Path(tempfile.mkdtemp(prefix="finetune-"))
@@ -112,16 +122,16 @@ def main() -> None:
             "steps": args.steps,
             "train_batch_size": args.batch,
             "train_max_length": args.train_max_length,
-            "eval_data": str(DATA / "sts" / "stsb-dev.jsonl"),
+            "eval_data": str(args.data / "sts" / "stsb-dev.jsonl"),
             "eval_pairs": 200,
             "eval_steps": 20,
             "lora": lora,
         }
         start = time.perf_counter()
         if name == "distilled":
-            before = scores(EchoEncoder.from_pretrained(str(work / args.teacher), **settings))
+            before = scores(EchoEncoder.from_pretrained(str(work / args.teacher), **settings), args.data)
         else:
-            before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings))
+            before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings), args.data)
         print(f"{name} before training: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
         start = time.perf_counter()
         if name == "distilled":
@@ -133,7 +143,7 @@ def main() -> None:
         log = json.loads((work / name / "training_log.json").read_text())["log"]
         steps = max(entry["step"] for entry in log)
         trained = EchoEncoder.from_pretrained(str(work / name))
-        after = scores(trained)
+        after = scores(trained, args.data)
         print(f"{name} fine-tuned: {after} (training {seconds:.0f} s, {steps} steps)", flush=True)
         results["arms"][name] = {
             **settings,
@@ -150,15 +160,19 @@ def main() -> None:
             results["arms"][name]["teacher"] = args.teacher
             results["arms"][name]["distilled_texts"] = len(texts)
             results["arms"][name]["inference_texts_per_second"] = {
-                "teacher": inference_rate(teacher),
-                "student": inference_rate(trained),
+                "teacher": inference_rate(teacher, args.data),
+                "student": inference_rate(trained, args.data),
             }
         write(args.out, results)
 
 
-def inference_rate(encoder: EchoEncoder) -> float:
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+
+
+def inference_rate(encoder: EchoEncoder, data: Path) -> float:
     """Texts per second embedding the first 256 STS-B test sentences in batches of 32 (best of two runs)."""
-    first, _, _ = load_sts(DATA / "sts" / "stsb-test.jsonl", 256)
+    first, _, _ = load_sts(data / "sts" / "stsb-test.jsonl", 256)
     rates = []
     for _ in range(2):
         start = time.perf_counter()
@@ -170,7 +184,8 @@ def inference_rate(encoder: EchoEncoder) -> float:
 def write(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), CPU fp32, InfoNCE scale 50; LoRA r=16 alpha=16",
+        f"Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), {results.get('device_name', 'CPU')} "
+        f"{'bf16' if results.get('device') == 'cuda' else 'fp32'}, InfoNCE scale 50; LoRA r=16 alpha=16",
         "lr 8e-4, or every weight trained at lr 5e-5 (training: full).",
         "",
         f"Command: `{results['command']}`",

@@ -1,17 +1,17 @@
 """The GPU path, checked by one prepared command (``make gpu-check``), in about 6 minutes on one CUDA card.
 
-1. tests: the suite's device-independent tests with ``ECHO_TEST_DEVICE=cuda`` (pass/fail counts);
-2. parity: the SmolLM2-135M architecture with seeded random weights on 256 STS-B sentences: CUDA fp32 vs CPU fp32,
+1. parity: the SmolLM2-135M architecture with seeded random weights on 256 STS-B sentences: CUDA fp32 vs CPU fp32,
    CUDA bf16 vs CPU fp32 (min and mean cosine), and the prefix-cached forward vs the whole forward on CUDA;
-3. speed: a Mistral-7B-shaped model (its published config; the bundled tokenizer's vocabulary) with random bf16
+2. speed: a Mistral-7B-shaped model (its published config; the bundled tokenizer's vocabulary) with random bf16
    weights made on the GPU, on sentences and on 512-token documents: echo, classical and plain texts/s and
    tokens/s in one run, echo/plain time, TFLOP/s against the card's measured bf16 matmul peak, peak memory, and
    the ``batch_size`` that gives the most throughput within memory;
-4. training: a few dozen steps of the fine-tuning recipe (NLI triplets) on the 135M architecture in bf16, in
-   steps/s against one CPU step of the same batch in the same run.
+3. training: a few dozen steps of the fine-tuning recipe (NLI triplets) on the 135M architecture in bf16, in
+   steps/s against one CPU step of the same batch in the same run;
+4. tests: the suite's device-independent tests with ``ECHO_TEST_DEVICE=cuda`` (pass/fail counts).
 
-Writes one JSON (``benchmarks/results/gpu.json``) and prints a table. Without CUDA it says so and exits 2;
-``--device cpu --tiny`` runs the same code on tiny models (the test suite does). Random weights: speed and
+Writes one JSON (``benchmarks/results/gpu.json``, after each step) and prints a table. Without CUDA it says so and
+exits 2; ``--device cpu --tiny`` runs the same code on tiny models (the test suite does). Random weights: speed and
 agreement only, no quality. The GPU machine has no network and takes at most 64 MiB per call, so everything the
 check needs beyond its image comes in ``.gpu-bundle/`` (``make gpu-bundle``: the default model's tokenizer,
 sentences, NLI rows, and wheels of the pure-Python packages the image lacks).
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny models and few texts: exercise the code quickly")
     parser.add_argument("--bundle", type=Path, default=BUNDLE, help="folder made by --make-bundle")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
-    parser.add_argument("--skip-tests", action="store_true", help="leave out step 1")
+    parser.add_argument("--skip-tests", action="store_true", help="leave out step 4")
     parser.add_argument("--make-bundle", action="store_true", help="build --bundle here (needs ../shared/data)")
     args = parser.parse_args()
     if args.make_bundle:
@@ -81,16 +81,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     report: dict = {"device": _device_name(args.device), "torch": torch.__version__, "tiny": args.tiny}
     started = time.perf_counter()
-    if not args.skip_tests:
-        report["tests"] = run_tests(args.device)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(step: str, result: dict) -> None:
+        # written after every step: a run cut short by the machine's time limit keeps what it measured
+        report[step], report["seconds"] = result, time.perf_counter() - started
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
     small = random_model(work / "small", tokenizer, TINY if args.tiny else SMOLLM2_135M)
     sentences = texts["sentences"][: 16 if args.tiny else 256]
-    report["parity"] = parity(small, sentences, args.device)
-    report["speed"] = speed(tokenizer, texts, args.device, args.tiny)
-    report["training"] = training(small, texts["nli"], work, args.device, args.tiny)
-    report["seconds"] = time.perf_counter() - started
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    record("parity", parity(small, sentences, args.device))
+    record("speed", speed(tokenizer, texts, args.device, args.tiny))
+    record("training", training(small, texts["nli"], work, args.device, args.tiny))
+    if not args.skip_tests:
+        record("tests", run_tests(args.device))
     print_table(report)
     failed = report.get("tests", {}).get("failed", 0) or report["parity"]["cuda_fp32_vs_cpu_fp32_min_cos"] < 0.9999
     return 1 if failed else 0

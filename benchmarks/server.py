@@ -69,8 +69,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256, help="STS-B test sentences sent per arm")
     parser.add_argument("--seconds", type=float, default=120, help="time limit per arm")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "server.json")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     args = parser.parse_args()
-    texts = [json.loads(line)["sentence1"] for line in open(DATA / "sts" / "stsb-test.jsonl", encoding="utf-8")]
+    texts = [json.loads(line)["sentence1"] for line in open(args.data / "sts" / "stsb-test.jsonl", encoding="utf-8")]
     texts = texts[: args.texts]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
