@@ -70,6 +70,20 @@ def test_mean_last_pools_the_span_and_the_final_token_together(tiny_encoder):
         np.testing.assert_allclose(vector, hidden[rows].mean(0).cpu().numpy(), rtol=1e-5, atol=FP32_NOISE)
 
 
+def test_mean_plus_last_adds_the_unit_span_mean_and_the_unit_final_state(tiny_encoder):
+    both = tiny_encoder.with_settings(template="echo-categorize", normalize=False)
+    assert both.pooling == "mean+last"
+    texts = ["hello there", "a much longer second text to pad the first one"]  # right padding in the batch
+    items = both.template_tokenizer(texts)
+    vectors = both.encode(texts)
+    for item, vector in zip(items, vectors, strict=True):
+        with torch.inference_mode():
+            hidden = both.model(input_ids=torch.tensor([item.input_ids], device=both.device)).last_hidden_state[0]
+        mean, last = hidden[item.pool_start : item.pool_end].mean(0), hidden[-1]
+        expected = (mean / mean.norm() + last / last.norm()).cpu().numpy()
+        np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=FP32_NOISE)
+
+
 def test_bidirectional_attention_is_a_separate_model_that_sees_later_tokens(tiny_model_dir, tiny_encoder):
     texts = ["A man is playing a guitar.", "A cat"]
     before = tiny_encoder.encode(texts)
@@ -189,8 +203,8 @@ def test_models_are_shared(tiny_model_dir, tiny_encoder):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pooling": "max"}, "pooling: Input should be 'mean', 'last' or 'mean-last' \\(got 'max'\\)"),
-        ({"pooling": ""}, "pooling: Input should be 'mean', 'last' or 'mean-last' \\(got ''\\)"),
+        ({"pooling": "max"}, "pooling: Input should be 'mean', 'last', 'mean-last' or 'mean\\+last' \\(got 'max'\\)"),
+        ({"pooling": ""}, "pooling: Input should be 'mean', 'last', 'mean-last' or 'mean\\+last' \\(got ''\\)"),
         ({"template": "ecco"}, "template: unknown template 'ecco'"),
         ({"max_length": 0}, "max_length: Input should be greater than or equal to 1"),
         ({"max_length": 10**6}, "max_length must be at most 2048"),

@@ -82,7 +82,8 @@ def test_resolve():
 
 def test_prompteol_reads_the_final_token():
     prompteol = TEMPLATES["prompteol"]
-    assert prompteol.pooling == "last" and all(t.pooling == "mean" for n, t in TEMPLATES.items() if n != "prompteol")
+    assert prompteol.pooling == "last"
+    assert all(t.pooling == "mean" for n, t in TEMPLATES.items() if n not in ("prompteol", "echo-categorize"))
     with pytest.raises(ValueError, match="unknown pooling 'max'"):
         resolve_template({"document": "{text}", "pooling": "max"})
 
@@ -97,3 +98,14 @@ def test_template_spec_round_trip(spec):
 
     template = resolve_template(spec)
     assert resolve_template(template_spec(template)) == template
+
+
+def test_echo_categorize_is_the_candidate_the_ablations_chose():
+    from echo_embeddings.evaluation.ablations import SUMMARY_CANDIDATES
+
+    pattern, pooling = SUMMARY_CANDIDATES["echo-categorize/mean+last"]
+    assert TEMPLATES["echo-categorize"].document == resolve_template(pattern).document
+    assert TEMPLATES["echo-categorize"].pooling == pooling == "mean+last"
+    assert str(TEMPLATES["echo-categorize"].document).endswith(
+        '{text*}\nCategorize the rewritten sentence in one word:"'
+    )

@@ -46,7 +46,8 @@ class EchoConfig(BaseModel):
     )
     pooling: PoolingName | None = Field(
         default=None,
-        description="mean over the pooled span, the last token, or mean-last (both); None: the template's own.",
+        description="mean over the pooled span, the last token, mean-last (the mean over both) or mean+last (the "
+        "sum of the two, each unit-length); None: the template's own.",
     )
     max_length: StrictInt = Field(
         default=512, ge=1, description="Tokens per sequence, template and every copy of the text; longer texts are cut."

@@ -17,8 +17,13 @@ def pool(
     ``mean`` averages the states where ``pool_mask`` is True (the template's pooled span; the paper's zero-shot
     choice). ``last`` takes the state of each input's final token (the last True of ``attention_mask``, right
     padding), which is what last-token models (echo's -lasttoken checkpoint, PromptEOL) read. ``mean-last``
-    averages the pooled span and the final token together (each state counted once).
+    averages the pooled span and the final token together (each state counted once). ``mean+last`` adds the
+    unit-length ``mean`` and the unit-length ``last``, so the span and the final token weigh the same whatever
+    the span's length (an echo template that ends in a summary cue, such as the ``echo-categorize`` preset).
     """
+    if method == "mean+last":
+        mean = torch.nn.functional.normalize(pool(hidden, pool_mask, attention_mask, "mean"), dim=-1)
+        return mean + torch.nn.functional.normalize(pool(hidden, pool_mask, attention_mask, "last"), dim=-1)
     last = attention_mask.sum(dim=1) - 1
     if method in ("mean", "mean-last"):
         if method == "mean-last":

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-PoolingName = Literal["mean", "last", "mean-last"]
-"""``mean`` over the pooled span, ``last`` the input's final token, ``mean-last`` the mean over both (an echo
-template ending in a summary cue such as ``in one word:"``)."""
+PoolingName = Literal["mean", "last", "mean-last", "mean+last"]
+"""``mean`` over the pooled span, ``last`` the input's final token, ``mean-last`` the mean over both, ``mean+last``
+the sum of the two, each unit-length (the last two for an echo template ending in a summary cue such as
+``in one word:"``)."""
 SlotName = Literal["text", "instruction", "eos"]
 SLOT_NAMES: tuple[str, ...] = ("text", "instruction", "eos")
 
@@ -174,6 +175,16 @@ TEMPLATES: dict[str, Template] = {
             "Rewrite the following paragraph: {text}. The rewritten paragraph: {text}",
             name="echo-paragraph",
             description="Echo embeddings, the paper v2 zero-shot MTEB prompt.",
+        ),
+        Template.from_patterns(
+            "Rewrite the following sentence: {text}\nThe rewritten sentence: {text}\nCategorize the rewritten "
+            'sentence in one word:"',
+            name="echo-categorize",
+            pooling="mean+last",
+            description=(
+                "Echo, then a PromptEOL-style one-word cue: the second copy's mean and the cue's final state, each "
+                "unit-length, summed. Chosen on development data (README, Ablations)."
+            ),
         ),
         Template.from_patterns(
             "Write a sentence: {text}",
