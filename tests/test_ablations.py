@@ -10,6 +10,7 @@ from echo_embeddings.evaluation.ablations import (
     CLASSICAL_WORDINGS,
     ECHO_WORDINGS,
     PROMPTEOL_WORDINGS,
+    SECTIONS,
     SUMMARY_CANDIDATES,
     copies_template,
 )
@@ -70,6 +71,32 @@ def test_every_section_in_one_run(tiny_model_dir, other_model, tmp_path, capsys)
     for name in ("results.md", "prompts.png", "copies.png", "models.png"):
         assert (out / name).stat().st_size > 0
     assert "## Prompt sensitivity" in (out / "results.md").read_text()
+    assert [run["sections"] for run in results["runs"]] == [list(SECTIONS)]
+
+    # A later run of some sections updates them and keeps the rest as measured.
+    again = [*argv[: -len(SMALL)], "--sections", "candidates", *SMALL]
+    assert main([str(a) for a in again]) == 0, capsys.readouterr().err
+    updated = json.loads((out / "results.json").read_text())
+    assert {key: updated[key] for key in ("prompts", "copies", "bidirectional", "toy")} == {
+        key: results[key] for key in ("prompts", "copies", "bidirectional", "toy")
+    }
+    assert updated["models"][str(other_model)] == results["models"][str(other_model)]
+    assert set(updated["models"][str(tiny_model_dir)]) == {"parameters", *updated["candidates"]["test"]}
+    assert [run["sections"] for run in updated["runs"]] == [list(SECTIONS), ["candidates"]]
+    assert "; then `" in (out / "results.md").read_text()
+
+
+def test_sections_need_an_earlier_run_of_the_same_model_and_sizes(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "ablations"
+    argv = ["eval", "ablations", "--data", DATA, "--toy", HERE / "data" / "toy_triples.jsonl", "--model",
+            tiny_model_dir, "--device", DEVICE, "--out", out, "--sections", "toy", *SMALL]  # fmt: skip
+    assert main([str(a) for a in argv]) == 2
+    assert "results.json, which does not exist: run every section first" in capsys.readouterr().err
+    out.mkdir()
+    earlier = {"model": str(tiny_model_dir), "sizes": {"sts_pairs": 300}, "runs": []}
+    (out / "results.json").write_text(json.dumps(earlier))
+    assert main([str(a) for a in argv]) == 2
+    assert "run every section, or the same model and sizes" in capsys.readouterr().err
 
 
 def test_wordings_and_copies_are_valid_templates():

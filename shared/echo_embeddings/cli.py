@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -157,7 +158,16 @@ def _parser() -> argparse.ArgumentParser:
         ablations.add_argument(SETTING_OPTIONS[name], **_option(name, EchoConfig.model_fields[name]))
     ablations.add_argument("--other-model", action="append", default=[], help="another model to compare (repeatable)")
     ablations.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and the plots")
-    from .evaluation.ablations import Sizes
+    from .evaluation.ablations import SECTIONS, Sizes
+
+    ablations.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="run only these (default: all); the others keep their rows from OUT/results.json, which must hold an "
+        "earlier run of the same model and sizes",
+    )
 
     for name, default in asdict(Sizes()).items():
         ablations.add_argument(
@@ -428,15 +438,23 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _ablations(args: argparse.Namespace) -> None:
-    from .evaluation.ablations import Sizes, run_ablations
+    from .evaluation.ablations import SECTIONS, Sizes, run_ablations
     from .evaluation.ablations_report import write_ablations
     from .files import check_output_folder
 
     check_output_folder(args.out)  # before an hour of computing, not after
     sizes = Sizes(**{name: getattr(args, name) for name in asdict(Sizes())})
+    earlier = None
+    if set(args.sections) != set(SECTIONS):
+        previous = args.out / "results.json"
+        if not previous.is_file():
+            raise ConfigError(f"--sections {' '.join(args.sections)} updates {previous}, which does not exist: "
+                             "run every section first")  # fmt: skip
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
     results = run_ablations(
         args.model_name, data=args.data, triples=args.toy, sizes=sizes, other_models=args.other_model,
-        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True),
+        device=args.device, sections=args.sections, earlier=earlier,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
     write_ablations(args.out, results, args.command_line)
     print(f"wrote {args.out / 'results.md'}", file=sys.stderr)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..encoder import EchoEncoder
+from ..errors import ConfigError
 from ..templates import PoolingName
 from .arm import Arm
 from .classification import evaluate_classification
@@ -77,13 +78,18 @@ STRATEGIES: dict[str, tuple[tuple[str, ...], PoolingName]] = {
 }
 
 _ECHO = "Rewrite the following sentence: {text}\nThe rewritten sentence: {text}"
+_ECHO_EOL = _ECHO + '\nThe rewritten sentence means in one word:"'
+_EOL_ECHO = 'This sentence : "{text}"\nThis sentence again : "{text}" means in one word:"'
 SUMMARY_CANDIDATES: dict[str, tuple[str, PoolingName]] = {
-    "echo-eol": (_ECHO + '\nThe rewritten sentence means in one word:"', "last"),
-    "echo-eol-mean": (_ECHO + '\nThe rewritten sentence means in one word:"', "mean-last"),
-    "eol-echo": ('This sentence : "{text}"\nThis sentence again : "{text}" means in one word:"', "last"),
-    "eol-echo-mean": ('This sentence : "{text}"\nThis sentence again : "{text}" means in one word:"', "mean-last"),
+    "echo-eol/last": (_ECHO_EOL, "last"),
+    "echo-eol/mean-last": (_ECHO_EOL, "mean-last"),
+    "echo-eol/mean+last": (_ECHO_EOL, "mean+last"),
+    "echo-categorize/mean+last": (_ECHO + '\nCategorize the rewritten sentence in one word:"', "mean+last"),
+    "eol-echo/last": (_EOL_ECHO, "last"),
+    "eol-echo/mean-last": (_EOL_ECHO, "mean-last"),
 }
-"""Echo followed by a summary cue: the cue's last token alone, or together with the second copy (mean-last)."""
+"""Echo followed by a summary cue, named template/pooling: the cue's last token alone, the mean over the second
+copy and that token (mean-last), or the two each unit-length and summed (mean+last: equal weight)."""
 
 REFERENCES: dict[str, tuple[str, PoolingName]] = {
     "echo": (_ECHO, "mean"),
@@ -239,6 +245,11 @@ class Ablations:
                 for name, (t, p) in REFERENCES.items()}  # fmt: skip
 
 
+SECTIONS = ("prompts", "copies", "bidirectional", "toy", "candidates", "models")
+"""The sections of a run, in order. ``models`` is the other models' references; the model's own row there comes
+from ``candidates``, which scores the references and the finalist on the test sets."""
+
+
 def run_ablations(
     model_name: str | None,
     *,
@@ -247,24 +258,44 @@ def run_ablations(
     sizes: Sizes = Sizes(),
     other_models: Sequence[str] = (),
     device: str | None = None,
+    sections: Sequence[str] = SECTIONS,
+    earlier: dict[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Every section on ``model_name`` (and ``models`` on each of ``other_models``), as one JSON-ready dict."""
+    """The ``sections`` on ``model_name`` (``models`` on each of ``other_models``), as one JSON-ready dict.
+
+    With ``earlier`` (a previous run's results on the same model and sizes), the sections not run keep their
+    earlier rows, and ``runs`` lists both runs' sections and time.
+    """
     start = time.perf_counter()
     encoder = EchoEncoder.from_pretrained(model_name, device=device)
+    if earlier is not None and (earlier["model"], earlier["sizes"]) != (encoder.model_name, asdict(sizes)):
+        raise ConfigError(
+            f"the earlier results are of {earlier['model']} with sizes {earlier['sizes']}, not of "
+            f"{encoder.model_name} with {asdict(sizes)}: run every section, or the same model and sizes"
+        )
     ablations = Ablations(encoder, data, sizes, progress)
-    results: dict[str, Any] = {"model": encoder.model_name, "sizes": asdict(sizes)}
-    results["prompts"] = ablations.prompts()
-    results["copies"] = ablations.copies()
-    results["bidirectional"] = ablations.bidirectional()
-    results["toy"] = ablations.toy(triples)
-    results["candidates"] = ablations.candidates()
-    results["models"] = {encoder.model_name: {"parameters": _parameters(encoder), **results["candidates"]["test"]}}
-    for other in other_models:
-        peer = Ablations(EchoEncoder.from_pretrained(other, device=device), data, sizes, progress)
-        results["models"][peer.encoder.model_name] = {"parameters": _parameters(peer.encoder),
-                                                      **peer.references_on_test()}  # fmt: skip
-    results["seconds"] = time.perf_counter() - start
+    results: dict[str, Any] = {**(earlier or {}), "model": encoder.model_name, "sizes": asdict(sizes)}
+    results.setdefault("models", {})
+    steps: dict[str, Callable[[], Any]] = {
+        "prompts": ablations.prompts,
+        "copies": ablations.copies,
+        "bidirectional": ablations.bidirectional,
+        "toy": lambda: ablations.toy(triples),
+        "candidates": ablations.candidates,
+    }
+    for section in (name for name in SECTIONS if name in sections and name in steps):
+        results[section] = steps[section]()
+    if "candidates" in sections:
+        results["models"][encoder.model_name] = {"parameters": _parameters(encoder), **results["candidates"]["test"]}
+    if "models" in sections:
+        for other in other_models:
+            peer = Ablations(EchoEncoder.from_pretrained(other, device=device), data, sizes, progress)
+            results["models"][peer.encoder.model_name] = {"parameters": _parameters(peer.encoder),
+                                                          **peer.references_on_test()}  # fmt: skip
+    results["runs"] = [*(earlier or {}).get("runs", []),
+                       {"sections": [name for name in SECTIONS if name in sections],
+                        "seconds": time.perf_counter() - start}]  # fmt: skip
     return results
 
 

@@ -7,13 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .ablations import SECTIONS
+
 TASKS = {"sts": "STS-B", "retrieval": "SciFact nDCG@10", "classification": "Banking77 acc."}
 
 
 def write_ablations(out: Path, results: dict[str, Any], command: str) -> None:
+    """Write the files; ``command`` is the latest run's (``results["runs"][-1]``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"command": command, **results}
+    results = {**results, "runs": [*results["runs"][:-1], {"command": command, **results["runs"][-1]}]}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(results), encoding="utf-8")
     _plot_prompts(out / "prompts.png", results)
@@ -21,10 +24,18 @@ def write_ablations(out: Path, results: dict[str, Any], command: str) -> None:
     _plot_models(out / "models.png", results)
 
 
+def _sections(run: dict[str, Any]) -> str:
+    return "every section" if tuple(run["sections"]) == SECTIONS else ", ".join(run["sections"])
+
+
 def markdown(results: dict[str, Any]) -> str:
     sizes = results["sizes"]
     lines = [
-        f"Model: `{results['model']}`. Command: `{results['command']}` ({results['seconds'] / 60:.0f} min).",
+        f"Model: `{results['model']}`. Command: "
+        + "; then ".join(
+            f"`{run['command']}` ({_sections(run)}: {run['seconds'] / 60:.0f} min)" for run in results["runs"]
+        )
+        + ".",
         "",
         f"Development sets: STS-B dev (first {sizes['sts_pairs']} pairs, Spearman), SciFact train (first "
         f"{sizes['queries']} judged queries, their abstracts + {sizes['corpus_others']} others, nDCG@10), Banking77 "
