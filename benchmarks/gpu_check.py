@@ -138,7 +138,7 @@ def parity(folder: Path, sentences: list[str], device: str) -> dict:
     with torch.inference_mode():
         hidden = bf16_encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     whole = torch.nn.functional.normalize(pool(hidden.last_hidden_state, batch["pool_mask"], batch["attention_mask"],
-                                               "mean"), dim=-1).cpu().numpy()  # fmt: skip
+                                               bf16_encoder.pooling), dim=-1).cpu().numpy()  # fmt: skip
     cached = bf16[:32]
     return {
         "sentences": len(sentences),

@@ -112,4 +112,5 @@ def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir) -> EchoEncoder:
-    return EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE)
+    """The paper's echo template (mean over the second copy), which most mechanics tests spell out by hand."""
+    return EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE, template="echo")

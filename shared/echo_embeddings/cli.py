@@ -302,6 +302,7 @@ def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> None:
     from .training import recipe_rows, train
+    from .training.recipe import RECIPE_TEMPLATE
 
     if bool(args.data) == bool(args.recipe):
         raise InputError("give training files or --recipe DATA_FOLDER (one of the two)")
@@ -311,6 +312,7 @@ def _train(args: argparse.Namespace) -> None:
         rows = dict(_count(item) for item in args.recipe_rows)
         data = recipe_rows(args.recipe, rows=rows, seed=settings.get("seed", 0))
         settings.setdefault("eval_data", str(args.recipe / "sts" / "stsb-dev.jsonl"))
+        settings.setdefault("template", RECIPE_TEMPLATE)
     train(data, output_dir=args.output, **settings)
     print(f"saved the trained model to {args.output}", file=sys.stderr)
 

@@ -40,9 +40,9 @@ class EchoConfig(BaseModel):
         default=DEFAULT_MODEL, description="Hub id, local folder or .gguf file of a causal LM (default: SmolLM2-135M)."
     )
     template: str | dict[str, str] = Field(
-        default="echo",
-        description="A preset (echo, echo-paragraph, classical, echo-instruct, prompteol), a pattern string with "
-        "{text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
+        default="echo-categorize",
+        description="A preset (echo, echo-paragraph, echo-categorize, classical, echo-instruct, prompteol), a "
+        "pattern string with {text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
     )
     pooling: PoolingName | None = Field(
         default=None,

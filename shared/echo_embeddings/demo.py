@@ -43,18 +43,19 @@ def main(argv: list[str] | None = None) -> None:
     echo = EchoEncoder.from_pretrained(args.model)
     classical = echo.with_settings(template="classical")
     print(f"model: {echo.model_name}\n")
-    print(f"{'query':<48} {'template':<10} {'cos(paraphrase)':>16} {'cos(distractor)':>16}  ranks first")
-    wins = {"classical": 0, "echo": 0}
+    print(f"{'query':<48} {'template':<16} {'cos(paraphrase)':>16} {'cos(distractor)':>16}  ranks first")
+    encoders = {"classical": classical, echo.template.name: echo}
+    wins = dict.fromkeys(encoders, 0)
     for query, paraphrase, distractor in TRIPLES:
-        for name, encoder in (("classical", classical), ("echo", echo)):
+        for name, encoder in encoders.items():
             q, pos, neg = encoder.encode([query, paraphrase, distractor])
             sim_pos, sim_neg = float(q @ pos), float(q @ neg)
             wins[name] += sim_pos > sim_neg
             first = "paraphrase" if sim_pos > sim_neg else "distractor"
-            print(f"{_short(query):<48} {name:<10} {sim_pos:>16.3f} {sim_neg:>16.3f}  {first}")
+            print(f"{_short(query):<48} {name:<16} {sim_pos:>16.3f} {sim_neg:>16.3f}  {first}")
         print()
     for name, won in wins.items():
-        print(f"{name:<10} ranks the paraphrase first for {won} of {len(TRIPLES)} queries")
+        print(f"{name:<16} ranks the paraphrase first for {won} of {len(TRIPLES)} queries")
 
 
 def _short(text: str, width: int = 46) -> str:

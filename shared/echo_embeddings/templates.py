@@ -169,7 +169,7 @@ TEMPLATES: dict[str, Template] = {
         Template.from_patterns(
             "Rewrite the following sentence: {text}\nThe rewritten sentence: {text}",
             name="echo",
-            description="Echo embeddings, the paper's zero-shot sentence prompt (Section 3). Default.",
+            description="Echo embeddings, the paper's zero-shot sentence prompt (Section 3).",
         ),
         Template.from_patterns(
             "Rewrite the following paragraph: {text}. The rewritten paragraph: {text}",
@@ -183,7 +183,7 @@ TEMPLATES: dict[str, Template] = {
             pooling="mean+last",
             description=(
                 "Echo, then a PromptEOL-style one-word cue: the second copy's mean and the cue's final state, each "
-                "unit-length, summed. Chosen on development data (README, Ablations)."
+                "unit-length, summed. Chosen on development data (README, Ablations). Default."
             ),
         ),
         Template.from_patterns(

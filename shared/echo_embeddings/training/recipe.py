@@ -29,6 +29,10 @@ SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support
 DEFAULT_ROWS = {"nli": 1200, "stsb": 1406, "scifact": 400, "banking77": 800}
 """Rows drawn from each source (STS-B's 1,406 is all its train pairs with score >= 4)."""
 
+RECIPE_TEMPLATE = "echo"
+"""The template the recipe is trained with unless one is given: echo (mean over the second copy), the arm its
+results were measured with; the zero-shot default (echo-categorize) has not been fine-tuned here."""
+
 
 def recipe_rows(data_dir: str | Path, *, rows: dict[str, int] | None = None, seed: int = 0) -> list[TrainingRow]:
     """The training mix: ``rows[source]`` rows from each source, drawn with ``random.Random(seed)``."""
