@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 import transformers
+from measure import device_name
 
 from echo_embeddings import EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
@@ -107,9 +106,8 @@ def main() -> None:
                "steps": args.steps, "batch": args.batch, "arms": {}}  # fmt: skip
     previous = args.out / "results.json"
     if previous.is_file():  # arms measured by an earlier run with the same data, steps and batch stay
-        earlier = json.loads(previous.read_text(encoding="utf-8"))
-        setup = ("rows", "steps", "batch", "device")
-        if all(earlier.get(key, "cpu" if key == "device" else None) == results[key] for key in setup):
+        earlier = {"device": "cpu", **json.loads(previous.read_text(encoding="utf-8"))}  # older runs were all CPU
+        if all(earlier[key] == results[key] for key in ("rows", "steps", "batch", "device")):
             results["arms"] = {k: v for k, v in earlier["arms"].items() if k not in args.arms}
             results["command"] = f"{earlier['command']}; then {command}"
     work = args.models or Path(tempfile.mkdtemp(prefix="finetune-"))
@@ -166,10 +164,6 @@ def main() -> None:
         write(args.out, results)
 
 
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-
-
 def inference_rate(encoder: EchoEncoder, data: Path) -> float:
     """Texts per second embedding the first 256 STS-B test sentences in batches of 32 (best of two runs)."""
     first, _, _ = load_sts(data / "sts" / "stsb-test.jsonl", 256)
@@ -184,8 +178,8 @@ def inference_rate(encoder: EchoEncoder, data: Path) -> float:
 def write(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
-        f"Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), {results.get('device_name', 'CPU')} "
-        f"{'bf16' if results.get('device') == 'cuda' else 'fp32'}, InfoNCE scale 50; LoRA r=16 alpha=16",
+        f"Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), {results['device_name']} "
+        f"{'bf16' if results['device'] == 'cuda' else 'fp32'}, InfoNCE scale 50; LoRA r=16 alpha=16",
         "lr 8e-4, or every weight trained at lr 5e-5 (training: full).",
         "",
         f"Command: `{results['command']}`",

@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT / "shared"), str(ROOT), str(ROOT / "benchmarks")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from measure import ForwardCounter, gemm_peak  # noqa: E402
+from measure import ForwardCounter, device_name, gemm_peak  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 BUNDLE = ROOT / ".gpu-bundle"
@@ -79,7 +79,7 @@ def main() -> int:
     texts = json.loads((args.bundle / "texts.json").read_text(encoding="utf-8"))
     tokenizer = AutoTokenizer.from_pretrained(args.bundle / "tokenizer")
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    report: dict = {"device": _device_name(args.device), "torch": torch.__version__, "tiny": args.tiny}
+    report: dict = {"device": device_name(args.device), "torch": torch.__version__, "tiny": args.tiny}
     started = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -238,10 +238,6 @@ def _documents(tokenizer, abstracts: list[str], tokens: int, count: int) -> list
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
-def _device_name(device: str) -> str:
-    return torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
 
 
 def print_table(report: dict) -> None:

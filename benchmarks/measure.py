@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import torch
@@ -47,6 +48,12 @@ def gemm_peak(size: int = 2048, repeats: int = 5, device: str = "cpu", dtype: to
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+def device_name(device: str | torch.device) -> str:
+    """The GPU's name, or the CPU and its core count, for a result's header."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
 
 
 def _synchronize(device: str) -> None:
