@@ -38,6 +38,7 @@ from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.evaluation.sts import evaluate_sts, load_sts
 from echo_embeddings.models import default_device
 from echo_embeddings.training import distill, recipe_rows, train
+from echo_embeddings.training.recipe import DEFAULT_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -62,17 +63,19 @@ def scores(encoder: EchoEncoder, data: Path) -> dict[str, float]:
     return {"stsb-test": sts.score, "scifact-ndcg@10": scifact.score, "banking77-accuracy": banking77.score}
 
 
-MAIN_RESULTS = ROOT / "docs" / "results" / "finetune" / "results.json"
+RESULTS = ROOT / "docs" / "results" / "finetune"
 
 
 def zero_shot(results: dict, settings: dict) -> dict[str, float] | None:
-    """The zero-shot scores of an arm already measured with the same model settings, in this run or in the main
-    results (they depend on neither the training data nor the steps, but on the device: the main results are CPU
-    fp32), or None."""
-    main = {}
-    if MAIN_RESULTS.is_file() and results["device"] == "cpu":
-        main = json.loads(MAIN_RESULTS.read_text(encoding="utf-8"))["arms"]
-    for arm in [*results["arms"].values(), *main.values()]:
+    """The zero-shot scores of an arm already measured with the same model settings, in this run or in any
+    committed CPU fp32 run (they depend on neither the training data nor the steps, but on the device), or None."""
+    earlier = []
+    if results["device"] == "cpu":
+        for path in sorted(RESULTS.rglob("results.json")):
+            committed = json.loads(path.read_text(encoding="utf-8"))
+            if committed.get("device", "cpu") == "cpu":  # the oldest runs were all CPU and did not say so
+                earlier += committed["arms"].values()
+    for arm in [*results["arms"].values(), *earlier]:
         if "teacher" not in arm and all(arm[k] == v for k, v in settings.items()):
             return arm["before"]
     return None
@@ -92,18 +95,19 @@ def main() -> None:
     parser.add_argument("--teacher", default="echo", choices=[name for name in ARMS if name != "distilled"])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rows", nargs="+", default=["nli=600", "stsb=600", "scifact=150", "banking77=250"])
+    parser.add_argument("--rows", nargs="+", default=[f"{k}={v}" for k, v in DEFAULT_ROWS.items()])
     parser.add_argument("--train-max-length", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=MAIN_RESULTS.parent)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     args = parser.parse_args()
     command = shlex.join(["python", "benchmarks/finetune.py", *sys.argv[1:]])
     transformers.utils.logging.disable_progress_bar()
-    rows = recipe_rows(args.data, rows={k: int(v) for k, v in (item.split("=") for item in args.rows)}, seed=0)
+    mix = {**DEFAULT_ROWS, **{k: int(v) for k, v in (item.split("=") for item in args.rows)}}
+    rows = recipe_rows(args.data, rows=mix, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
     device = default_device()
     results = {"command": command, "device": device.type, "device_name": device_name(device), "rows": len(rows),
-               "steps": args.steps, "batch": args.batch, "arms": {}}  # fmt: skip
+               "mix": mix, "steps": args.steps, "batch": args.batch, "arms": {}}  # fmt: skip
     previous = args.out / "results.json"
     if previous.is_file():  # arms measured by an earlier run with the same data, steps and batch stay
         earlier = {"device": "cpu", **json.loads(previous.read_text(encoding="utf-8"))}  # older runs were all CPU
@@ -179,12 +183,14 @@ def write(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
         f"Model: `HuggingFaceTB/SmolLM2-135M-Instruct` (default), {results['device_name']} "
-        f"{'bf16' if results['device'] == 'cuda' else 'fp32'}, InfoNCE scale 50; LoRA r=16 alpha=16",
+        f"{'bf16' if results['device'] == 'cuda' else 'fp32'}, InfoNCE scale 50 (CoSENT, scale 20, on graded pairs); "
+        "LoRA r=16 alpha=16",
         "lr 8e-4, or every weight trained at lr 5e-5 (training: full).",
         "",
         f"Command: `{results['command']}`",
         "",
-        f"Training: {results['rows']} recipe rows, batch {results['batch']}, at most {results['steps']} steps.",
+        f"Training: {results['rows']} recipe rows ({mix_text(results)}), batch {results['batch']}, at most "
+        f"{results['steps']} steps.",
         "",
         "| arm | pooling | training | STS-B test | SciFact nDCG@10 | Banking77 acc. | steps | train examples/s |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -200,6 +206,12 @@ def write(out: Path, results: dict) -> None:
         lines += distillation_lines(results["arms"])
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(out / "training.png", results)
+
+
+def mix_text(results: dict) -> str:
+    """The rows drawn from each recipe source; runs from before the mix was recorded had no graded pairs."""
+    mix = results.get("mix")
+    return ", ".join(f"{source} {count}" for source, count in mix.items()) if mix else "no graded pairs"
 
 
 def distillation_lines(arms: dict) -> list[str]:

@@ -1,8 +1,9 @@
 """Hard negatives mined with the model about to be trained (zero-shot), by sentence-transformers' miner.
 
-For each row without negatives, the closest positives of the other rows with the same instruction are the
-candidates; a candidate is kept only if it scores at least ``margin`` (relative) below the row's own positive, so
-a near-duplicate of the positive is never used as its negative, and never if it equals the anchor or the positive.
+For each row without negatives (graded pairs aside: they take none), the closest positives of the other rows
+with the same instruction are the candidates; a candidate is kept only if it scores at least ``margin``
+(relative) below the row's own positive, so a near-duplicate of the positive is never used as its negative, and
+never if it equals the anchor or the positive.
 Rows for which no candidate passes keep no negatives (and train on in-batch negatives); the count is reported.
 """
 
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 def mine_negatives(
     rows: list[TrainingRow], model: Any, *, count: int, margin: float, batch_size: int
 ) -> tuple[list[TrainingRow], int]:
-    """``(rows, unmatched)``: rows without negatives get up to ``count`` mined ones; ``unmatched`` got none.
+    """``(rows, unmatched)``: ungraded rows without negatives get up to ``count`` mined ones; ``unmatched`` got none.
 
     ``model`` is a ``SentenceTransformer`` (the echo model before training). Row order is kept.
     """
@@ -30,7 +31,7 @@ def mine_negatives(
     unmatched = 0
     by_instruction: dict[str | None, list[int]] = {}
     for i, row in enumerate(rows):
-        if not row.negatives:
+        if not row.negatives and row.score is None:
             by_instruction.setdefault(row.instruction, []).append(i)
     for instruction, indices in by_instruction.items():
         if len(indices) < 2:

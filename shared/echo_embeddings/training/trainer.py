@@ -4,7 +4,8 @@ The paper's recipe (Springer et al., Section 4): a template and pooling (echo wi
 the EOS token pooled, or classical as the baseline, all through the same code), InfoNCE with in-batch and hard
 negatives at temperature 1/50 (``MultipleNegativesRankingLoss(scale=50)``, or its gradient-cached variant for large
 batches), LoRA r=16/alpha=16 through peft, no duplicate texts within a batch, and rows grouped so that a batch
-shares one instruction.
+shares one instruction. Graded pairs (rows with a ``score``, such as STS-B train) train with ``CoSENTLoss``
+instead, in batches of their own (beyond the paper; the README's fine-tuning results measure it).
 
 The result is a sentence-transformers folder whose root is also a plain transformers model with its
 ``echo_config.json``: ``EchoEncoder.from_pretrained(folder)``, both adapters, ``load_sentence_transformer(folder)``
@@ -111,7 +112,7 @@ def check_output(output_dir: Path, resume: bool) -> None:
 
 
 def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingConfig) -> list[TrainingRow]:
-    if not options.hard_negatives or all(row.negatives for row in rows):
+    if not options.hard_negatives or all(row.negatives or row.score is not None for row in rows):
         return rows
     from .mining import mine_negatives
 
@@ -139,23 +140,28 @@ def with_lora(model: Any, options: TrainingConfig) -> Any:
     return get_peft_model(model, config)
 
 
-def _datasets(rows: list[TrainingRow]) -> tuple[Any, dict[str, dict[str, str]], dict[str, dict[str, str]]]:
-    """A DatasetDict with one dataset per row group, and its per-dataset prompts and query/document routing."""
+def _datasets(rows: list[TrainingRow]) -> tuple[Any, set[str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """A DatasetDict with one dataset per row group, the names of the graded groups, and the per-dataset prompts
+    and query/document routing."""
     from datasets import Dataset, DatasetDict
 
-    datasets, prompts, routes = {}, {}, {}
+    datasets, graded, prompts, routes = {}, set(), {}, {}
     print("training groups (a batch is drawn from one group):")
-    for i, ((instruction, negatives), group) in enumerate(group_rows(rows)):
+    for i, ((instruction, negatives, scored), group) in enumerate(group_rows(rows)):
         name = f"group{i}"
-        print(f"  {name}: {len(group)} rows, {negatives} negative(s) each, instruction: {instruction!r}")
+        kind = "graded pairs (CoSENT)" if scored else f"{negatives} negative(s) each"
+        print(f"  {name}: {len(group)} rows, {kind}, instruction: {instruction!r}")
         columns = {"anchor": [r.anchor for r in group], "positive": [r.positive for r in group]}
         for k in range(negatives):
             columns[f"negative_{k + 1}"] = [r.negatives[k] for r in group]
+        if scored:
+            columns["score"] = [r.score for r in group]  # sentence-transformers reads a "score" column as the label
+            graded.add(name)
         datasets[name] = Dataset.from_dict(columns)
         if instruction is not None:  # asymmetric: the anchor is a query with this instruction
             prompts[name] = {"anchor": instruction}
             routes[name] = {"anchor": "query"}
-    return DatasetDict(datasets), prompts, routes
+    return DatasetDict(datasets), graded, prompts, routes
 
 
 def _trainer(
@@ -163,15 +169,19 @@ def _trainer(
 ) -> Any:
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
+        CoSENTLoss,
         MultipleNegativesRankingLoss,
     )
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-    datasets, prompts, routes = _datasets(rows)
+    datasets, graded, prompts, routes = _datasets(rows)
     if options.mini_batch_size is None:
         loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     else:
         loss = CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size)
+    if graded:  # a loss per dataset: CoSENT (at its own default scale, 20) for graded pairs, InfoNCE for the rest
+        cosent = CoSENTLoss(model)
+        loss = {name: cosent if name in graded else loss for name in datasets}
     arguments = {
         "batch_sampler": BatchSamplers.NO_DUPLICATES,
         "dataloader_drop_last": True,  # a short last batch would have fewer in-batch negatives
@@ -242,7 +252,12 @@ def _latest_checkpoint(checkpoints: Path) -> str | None:
 def _write_rows(rows: list[TrainingRow], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for row in rows:
-            record = {"anchor": row.anchor, "positive": row.positive, "instruction": row.instruction}
+            record = {
+                "anchor": row.anchor,
+                "positive": row.positive,
+                "instruction": row.instruction,
+                "score": row.score,
+            }
             record.update({f"negative_{k + 1}": text for k, text in enumerate(row.negatives)})
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
