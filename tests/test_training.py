@@ -1,11 +1,12 @@
-"""Fine-tuning: the loss falls (LoRA and full), the saved folder loads five ways, mining, bad rows, resume;
-distillation moves a one-copy student toward its echo teacher."""
+"""Fine-tuning: the loss falls (LoRA, full, and CoSENT on graded pairs), the saved folder loads five ways, mining,
+bad rows, resume; distillation moves a one-copy student toward its echo teacher."""
 
 import json
 import shutil
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 
 from echo_embeddings import EchoEncoder, load_sentence_transformer
@@ -28,6 +29,13 @@ def stsb_pairs(n: int) -> list[TrainingRow]:
             if len(rows) == n:
                 return rows
     raise AssertionError("not enough pairs")
+
+
+def graded_pairs(n: int) -> list[TrainingRow]:
+    """The first ``n`` STS-B train pairs with their scores, every score."""
+    with open(DATA / "sts" / "stsb-train.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line, _ in zip(f, range(n), strict=False)]
+    return [TrainingRow(r["sentence1"], r["sentence2"], score=r["score"]) for r in records]
 
 
 def losses(folder) -> list[float]:
@@ -84,6 +92,36 @@ def test_full_fine_tuning_loss_falls(tiny_model_dir, tmp_path):
     )
     values = losses(tmp_path / "full")
     assert np.mean(values[-4:]) < 0.8 * np.mean(values[:4]), values
+
+
+def test_graded_pairs_train_with_cosent_beside_contrastive_rows(tiny_model_dir, tmp_path):
+    """Graded pairs get batches of their own and CoSENT's loss; no negatives are mined for them; the rows kept
+    for resume hold their scores."""
+    graded = graded_pairs(64)
+    rows = stsb_pairs(16) + graded
+    train(
+        rows,
+        output_dir=tmp_path / "run",
+        model_name=str(tiny_model_dir),
+        device=DEVICE,
+        steps=4,
+        train_batch_size=8,
+    )
+    kept = read_training_rows([tmp_path / "run" / "checkpoints" / "training_rows.jsonl"])
+    assert [r for r in kept if r.score is not None] == graded  # in order, scores kept, nothing mined for them
+    assert any(r.negatives for r in kept if r.score is None)
+    # CoSENT alone: the cosine similarities of the pairs it trained on come to rank as their scores do
+    alone = tmp_path / "graded"
+    settings = {"steps": 48, "train_batch_size": 8, "learning_rate": 3e-3, "lora": False}
+    train(graded, output_dir=alone, model_name=str(tiny_model_dir), device=DEVICE, **settings)
+
+    def rank_agreement(folder) -> float:
+        encoder = EchoEncoder.from_pretrained(str(folder), device=DEVICE, template="echo-categorize")
+        first, second = encoder.encode([r.anchor for r in graded]), encoder.encode([r.positive for r in graded])
+        return float(spearmanr((first * second).sum(1), [r.score for r in graded]).statistic)
+
+    before, after = rank_agreement(tiny_model_dir), rank_agreement(alone)
+    assert after > before + 0.3, (before, after)
 
 
 def test_the_folder_loads_five_ways_with_its_settings(lora_run):
@@ -227,6 +265,13 @@ def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
             r"rows.jsonl:1: unknown column\(s\) \['label'\]",
         ),
         ('{"anchor": "a", "positive": "b", "instruction": 5}\n', "rows.jsonl", r"rows.jsonl:1: 'instruction' is int"),
+        ('{"anchor": "a", "positive": "b", "score": "4.2"}\n', "rows.jsonl", r"rows.jsonl:1: 'score' is str, expected"),
+        ('{"anchor": "a", "positive": "b", "score": NaN}\n', "rows.jsonl", r"rows.jsonl:1: 'score' is nan, expected"),
+        (
+            "anchor,positive,score,negative\na,b,1.5,c\n",
+            "rows.csv",
+            r"rows.csv:2: a row with a 'score' .* no negatives",
+        ),
         ("anchor,positive,negative\na,b,c\nd,e,\n", "rows.csv", r"rows.csv:3: missing 'negative'"),
         ("", "rows.jsonl", "no training rows"),
         ("a\tb\n", "rows.tsv", "unsupported table type '.tsv'"),
@@ -254,12 +299,14 @@ def test_parquet_rows_and_negative_columns(tmp_path):
 
 
 def test_recipe_reads_training_splits_only():
-    rows = recipe_rows(DATA, rows={"nli": 20, "stsb": 20, "scifact": 20, "banking77": 20})
-    assert len(rows) == 80
+    rows = recipe_rows(DATA, rows={"nli": 20, "stsb": 20, "scifact": 20, "banking77": 20, "stsb-scores": 30})
+    assert len(rows) == 110
     scifact = [r for r in rows if r.instruction]
     assert len(scifact) == 20 and all(not r.negatives for r in scifact)
-    banking = rows[-20:]
-    assert all(len(r.negatives) == 1 for r in banking)
+    banking = rows[-50:-30]
+    assert all(len(r.negatives) == 1 and r.score is None for r in banking)
+    graded = rows[-30:]  # STS-B's 0-5 scores scaled to 0-1
+    assert all(0 <= r.score <= 1 and not r.negatives for r in graded) and len({r.score for r in graded}) > 5
     with pytest.raises(ValueError, match="unknown recipe source"):
         recipe_rows(DATA, rows={"sick": 10})
 
@@ -273,7 +320,8 @@ def test_recipe_command_trains_echo_unless_told(tiny_model_dir, tmp_path):
 
     # the recipe's results were measured with echo (mean); the zero-shot default template is another
     assert EchoEncoder.from_pretrained(str(tiny_model_dir)).config.template == "echo-categorize"
-    rows = [arg for source in ("nli=8", "stsb=0", "scifact=0", "banking77=0") for arg in ("--recipe-rows", source)]
+    sources = ("nli=8", "stsb=0", "scifact=0", "banking77=0", "stsb-scores=0")
+    rows = [arg for source in sources for arg in ("--recipe-rows", source)]
     args = ["--recipe", str(DATA), *rows, "--model", str(tiny_model_dir), "--device", DEVICE, "--steps", "1",
             "--train-batch-size", "4", "--eval-pairs", "4"]  # fmt: skip
     assert main(["train", *args, "-o", str(tmp_path / "echo")]) == 0

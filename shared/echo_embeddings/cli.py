@@ -178,9 +178,10 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="fine-tune a model contrastively (the paper's recipe)",
-        description="Fine-tune with InfoNCE over in-batch and hard negatives (LoRA by default) and save one model "
-        "folder that every surface loads by path. DATA: .jsonl/.csv/.parquet files with anchor, positive, optional "
-        "negative (or negative_1, ...) and instruction columns; or --recipe with the project's data folder.",
+        description="Fine-tune with InfoNCE over in-batch and hard negatives, and CoSENT on graded pairs (LoRA by "
+        "default), and save one model folder that every surface loads by path. DATA: .jsonl/.csv/.parquet files "
+        "with anchor, positive, optional negative (or negative_1, ...), instruction and score (a graded pair) "
+        "columns; or --recipe with the project's data folder.",
     )
     train.add_argument("data", type=Path, nargs="*", help="training files")
     train.add_argument("-o", "--output", type=Path, required=True, help="folder for the trained model")
@@ -192,7 +193,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SOURCE=N",
-        help="rows from one recipe source (nli, stsb, scifact, banking77); repeatable",
+        help="rows drawn from one recipe source, e.g. nli=600 or stsb-scores=1600 (an unknown source's error lists "
+        "them); repeatable",
     )
     _model_options(train, single_template=True)
     from .training.config import TrainingConfig
