@@ -264,7 +264,9 @@ def plot(path: Path, results: dict) -> None:
             if "eval_sts-dev_spearman_cosine" in e
         ]
         dev_ax.plot([s for s, _ in dev], [v for _, v in dev], marker="o", label=name)
-    loss_ax.set(title="training loss (mean of the last 10 steps)", xlabel="step", ylabel="InfoNCE loss")
+    graded = (results.get("mix") or {}).get("stsb-scores", 0) > 0  # steps of two losses, on different scales
+    loss_name = "InfoNCE or CoSENT loss (by batch)" if graded else "InfoNCE loss"
+    loss_ax.set(title="training loss (mean of the last 10 steps)", xlabel="step", ylabel=loss_name)
     dev_ax.set(title="STS-B dev Spearman (first 200 pairs)", xlabel="step", ylabel="Spearman x100")
     for ax in (loss_ax, dev_ax):
         ax.legend()

@@ -33,8 +33,8 @@ DEFAULT_ROWS = {"nli": 600, "stsb": 600, "scifact": 150, "banking77": 250, "stsb
 """Rows drawn from each source: the measured mix (STS-B train has 1,406 pairs with score >= 4 and 5,749 in all)."""
 
 RECIPE_TEMPLATE = "echo"
-"""The template the recipe is trained with unless one is given: echo (mean over the second copy), the arm its
-results were measured with; the zero-shot default (echo-categorize) has not been fine-tuned here."""
+"""The template the recipe is trained with unless one is given: echo (mean over the second copy). The zero-shot
+default (echo-categorize) leads before training but not after it (docs/results/finetune/gpu-exploration)."""
 
 
 def recipe_rows(data_dir: str | Path, *, rows: dict[str, int] | None = None, seed: int = 0) -> list[TrainingRow]:
