@@ -86,15 +86,9 @@ def sp_tokenizer(sp_tokenizer_dir):
     return AutoTokenizer.from_pretrained(sp_tokenizer_dir)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
-    """A tiny randomly initialised Llama causal LM with the SentencePiece tokenizer, saved like a hub checkpoint."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(sp_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+def tiny_sizes(tokenizer) -> dict:
+    """The tiny random models' shape and special tokens (any decoder family's config takes these names)."""
+    return dict(
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -104,6 +98,16 @@ def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(sp_tokenizer_dir, tmp_path_factory) -> Path:
+    """A tiny randomly initialised Llama causal LM with the SentencePiece tokenizer, saved like a hub checkpoint."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(sp_tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), **tiny_sizes(tokenizer))
     path = tmp_path_factory.mktemp("tiny_llama")
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

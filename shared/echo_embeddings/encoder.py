@@ -14,11 +14,12 @@ from .batching import collate, plan_batches
 from .config import LOADING_KEYS, EchoConfig
 from .errors import ConfigError
 from .models import LoadedModel, is_causal, load_model
+from .packing import can_pack, collate_packed, unpack
 from .pooling import pool
 from .prefix_cache import PrefixCache
 from .templates import PoolingName, Template
 from .texts import check_texts
-from .tokenization import TemplateTokenizer, TruncationWarning
+from .tokenization import ModelInput, TemplateTokenizer, TruncationWarning
 
 __all__ = ["EchoEncoder", "TruncationWarning"]
 
@@ -33,7 +34,9 @@ class EchoEncoder:
     """Embeds texts with a causal LM by mean-pooling the second copy of each text (echo embeddings).
 
     Build one with :meth:`from_pretrained`; :meth:`with_settings` gives another reading of the same loaded model.
-    Thread-safe: concurrent ``encode`` calls give the same vectors as sequential ones.
+    Texts are batched length-sorted under a token budget, and a batch runs as one packed pass where the model
+    allows (:mod:`echo_embeddings.packing`). Thread-safe: concurrent ``encode`` calls give the same vectors as
+    sequential ones.
     """
 
     def __init__(self, loaded: LoadedModel, *, config: EchoConfig | None = None) -> None:
@@ -45,6 +48,7 @@ class EchoEncoder:
         self._loaded = loaded
         self.template_tokenizer = TemplateTokenizer(loaded.tokenizer, self.template, config.max_length)
         self._prefix_cache = PrefixCache(loaded.model)
+        self._packs = can_pack(loaded.model, config.max_length)
 
     @classmethod
     def from_pretrained(
@@ -161,8 +165,7 @@ class EchoEncoder:
                 truncated += sum(item.truncated for item in items)
                 lengths = [len(item.input_ids) for item in items]
                 for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
-                    batch_items = [items[i] for i in batch]
-                    vectors = self._forward(prefix, collate(batch_items, self.template_tokenizer.pad_id, len(prefix)))
+                    vectors = self._forward(prefix, [items[i] for i in batch])
                     if not np.isfinite(vectors).all():
                         bad = [chunk_start + batch[r] for r in np.nonzero(~np.isfinite(vectors).all(1))[0]]
                         raise FloatingPointError(
@@ -175,10 +178,23 @@ class EchoEncoder:
         return out
 
     @torch.inference_mode()
-    def _forward(self, prefix: tuple[int, ...], batch: dict[str, torch.Tensor]) -> np.ndarray:
-        device = self.device
-        hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        vectors = pool(hidden, batch["pool_mask"].to(device), batch["attention_mask"].to(device), self.pooling)
+    def _forward(self, prefix: tuple[int, ...], items: list[ModelInput]) -> np.ndarray:
+        """The pooled vectors of ``items``: one packed pass where the model allows it, else a padded batch."""
+        device, pad_id = self.device, self.template_tokenizer.pad_id
+        if self._packs:
+            batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
+            hidden = self._prefix_cache.forward(
+                prefix,
+                batch["input_ids"].to(device),
+                batch["attention_mask"].to(device),
+                batch["position_ids"].to(device),
+            )
+            hidden, token_mask = unpack(hidden, batch["gather_index"].to(device)), batch["token_mask"]
+        else:
+            batch = collate(items, pad_id, len(prefix))
+            token_mask = batch["attention_mask"]
+            hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), token_mask.to(device))
+        vectors = pool(hidden, batch["pool_mask"].to(device), token_mask.to(device), self.pooling)
         if self.config.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.cpu().numpy()

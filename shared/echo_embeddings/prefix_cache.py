@@ -32,17 +32,31 @@ class PrefixCache:
         self._lock = threading.Lock()
 
     @torch.inference_mode()
-    def forward(self, prefix: tuple[int, ...], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last hidden states of ``input_ids`` (the part after ``prefix``), as if ``prefix`` preceded every row."""
+    def forward(
+        self,
+        prefix: tuple[int, ...],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states of ``input_ids`` (the part after ``prefix``), as if ``prefix`` preceded every row.
+
+        ``attention_mask`` is 2-D (1 for tokens, 0 for padding; the prefix's columns are added here), or a 4-D
+        mask that already covers the prefix's columns, given with its ``position_ids`` (a packed pass).
+        """
+        positions = {} if position_ids is None else {"position_ids": position_ids}
         if not prefix:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **positions).last_hidden_state
         cache = copy.deepcopy(self._cache_for(prefix))  # the forward pass appends to it
         cache.batch_repeat_interleave(input_ids.shape[0])
-        prefix_mask = attention_mask.new_ones((input_ids.shape[0], len(prefix)))
+        if attention_mask.ndim == 2:
+            prefix_mask = attention_mask.new_ones((input_ids.shape[0], len(prefix)))
+            attention_mask = torch.cat([prefix_mask, attention_mask], dim=1)
         return self.model(
             input_ids=input_ids,
-            attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
+            attention_mask=attention_mask,
             use_cache=True,
+            **positions,
             **{self._cache_arg: cache},
         ).last_hidden_state
 
