@@ -2,7 +2,7 @@
 
 Starts ``echo-embeddings serve`` (default model) on a free loopback port, then sends the same STS-B test sentences
 with 1, 8, 32 and 64 concurrent clients, one text per request and 32 texts per request; in the same run, the same
-texts go through ``EchoEncoder.encode`` in-process (while the server idles). Writes
+texts go through ``EchoEncoder.encode`` in-process (while the server idles; the best of ``IN_PROCESS_RUNS``). Writes
 ``benchmarks/results/server.json`` and prints a table. On this 2-core machine the clients share the cores with
 the server, so the client-side cost counts against the server's numbers.
 """
@@ -27,6 +27,9 @@ from echo_embeddings import EchoEncoder
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 MODEL = "echo"
+IN_PROCESS_RUNS = 3
+"""The in-process rate is the best of this many runs: on a shared machine one run can be 10% off either way, and
+the best one is the stricter baseline."""
 
 
 async def run_clients(url: str, texts: list[str], clients: int, per_request: int, deadline: float) -> dict:
@@ -88,9 +91,12 @@ def main() -> None:
                 time.sleep(0.2)
         encoder = EchoEncoder.from_pretrained()
         encoder.encode(texts[:8])  # warm-up
-        start = time.perf_counter()
-        encoder.encode(texts)
-        in_process = len(texts) / (time.perf_counter() - start)
+        rates = []
+        for _ in range(IN_PROCESS_RUNS):
+            start = time.perf_counter()
+            encoder.encode(texts)
+            rates.append(len(texts) / (time.perf_counter() - start))
+        in_process = max(rates)
         del encoder
         print(f"in-process encode: {in_process:.1f} texts/s", flush=True)
         httpx.post(base + "/v1/embeddings", json={"model": MODEL, "input": texts[:8]}, timeout=300)  # warm-up
@@ -105,7 +111,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-    result = {"texts": len(texts), "in_process_texts_per_second": in_process, "arms": arms}
+    result = {"texts": len(texts), "in_process_texts_per_second": in_process, "in_process_runs": rates, "arms": arms}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print("| texts/request | clients | texts/s | vs in-process | p50 ms | p99 ms | errors |")

@@ -191,6 +191,8 @@ def test_64_concurrent_clients_get_their_own_vectors_in_shared_passes(server, lo
 
 def test_full_queue_answers_503_and_shutdown_finishes_in_flight_requests(tiny_model_dir):
     slow = Server(tiny_model_dir, "--queue-size", "8", "--batch-wait-ms", "1500")
+    # a pass of 8 texts, so the next pass waits (up to 1.5 s) for 8 texts to be queued
+    assert slow.post({"model": NAME, "input": ["w"] * 8}, key=None).status_code == 200
     first: list[httpx.Response] = []
     sender = threading.Thread(target=lambda: first.append(slow.post({"model": NAME, "input": ["a"] * 6}, key=None)))
     sender.start()
@@ -220,3 +222,40 @@ def test_bad_settings_fail_before_serving(tiny_model_dir):
 
 def _metric(text: str, name: str) -> str:
     return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_a_pass_waits_for_as_many_texts_as_the_last_one_held(tiny_encoder):
+    """After a pass of 8 texts, 8 single-text requests arriving 20 ms apart share one pass (a 30 s wait cap
+    leaves no room for timing luck); after a pass of one, a lone request does not wait at all."""
+    import asyncio
+
+    from echo_embeddings.batcher import DynamicBatcher
+
+    async def staggered(batcher: DynamicBatcher, i: int) -> np.ndarray:
+        await asyncio.sleep(0.02 * i)
+        return await batcher.embed([TEXTS[i % 3]])
+
+    async def wave(batcher: DynamicBatcher) -> list[np.ndarray]:
+        await batcher.embed([TEXTS[i % 3] for i in range(8)])
+        return await asyncio.gather(*(staggered(batcher, i) for i in range(8)))
+
+    async def lone(batcher: DynamicBatcher) -> float:
+        await batcher.embed([TEXTS[0]])
+        start = time.monotonic()
+        await batcher.embed([TEXTS[1]])
+        return time.monotonic() - start
+
+    runs = {}
+    for name, scenario in (("wave", wave), ("lone", lone)):
+        sizes: list[int] = []
+        batcher = DynamicBatcher(tiny_encoder, capacity=64, batch_size=32, wait_s=30.0, on_batch=sizes.append)
+        try:
+            runs[name] = (asyncio.run(scenario(batcher)), sizes)
+        finally:
+            batcher.close()
+    vectors, sizes = runs["wave"]
+    assert sizes == [8, 8]
+    expected = tiny_encoder.encode([TEXTS[i % 3] for i in range(8)])
+    np.testing.assert_allclose(np.concatenate(vectors), expected, atol=1e-5)
+    seconds, sizes = runs["lone"]
+    assert sizes == [1, 1] and seconds < 15  # it would have waited 30 s for a second text

@@ -2,9 +2,11 @@
 
 One worker thread owns the model. Requests put their texts in a bounded queue (counted in texts) and wait; the
 worker takes the oldest text's form (query or document, and instruction), gathers up to ``batch_size`` queued
-texts of that form, oldest first, and encodes them together. A request's texts may be split across passes; its
-vectors come back in its own order. A full queue refuses new work at once (:class:`QueueFull`) instead of
-growing without bound.
+texts of that form, oldest first, and encodes them together. Clients whose texts shared a pass get their answers
+together and send their next texts moments apart, so before a pass the worker waits, briefly, until as many texts
+are queued as the last pass held: otherwise the first few to return would run alone in a small, slow pass. A
+request's texts may be split across passes; its vectors come back in its own order. A full queue refuses new work
+at once (:class:`QueueFull`) instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ class DynamicBatcher:
     """Runs ``encoder.encode`` on a worker thread over texts gathered from concurrent :meth:`embed` calls.
 
     ``capacity``: texts queued at most (waiting, not yet running). ``batch_size``: texts per encode call (the
-    encoder splits them further by its own token budget). ``wait_s``: how long the worker lingers after the first
-    text arrives for more to join its pass; 0 takes what is there.
+    encoder splits them further by its own token budget). Before a pass the worker waits for the queue to hold as
+    many texts as the last pass did, for at most the longer of ``wait_s`` and a tenth of the last pass's time (so
+    with a small ``wait_s`` waiting adds at most about 10% to a pass). A lone client never waits: its last pass
+    held one text.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class DynamicBatcher:
     ) -> None:
         self.encoder, self.capacity, self.batch_size, self.wait_s = encoder, capacity, batch_size, wait_s
         self._on_batch = on_batch
+        self._last_size, self._last_seconds = 1, 0.0  # the last pass: texts, and seconds it took
         self._pending: deque[tuple[_Request, int]] = deque()
         self._condition = threading.Condition()
         self._running = True
@@ -106,8 +111,13 @@ class DynamicBatcher:
                     self._condition.wait()
                 if not self._pending:
                     return
-            if self.wait_s:
-                time.sleep(self.wait_s)  # let concurrent requests join this pass
+                expected = min(self.batch_size, self._last_size)
+                deadline = time.monotonic() + max(self.wait_s, self._last_seconds / 10)
+                while len(self._pending) < expected and self._running:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._condition.wait(remaining)  # embed() notifies as texts arrive
             self._encode(self._take())
 
     def _take(self) -> list[tuple[_Request, int]]:
@@ -123,10 +133,12 @@ class DynamicBatcher:
 
     def _encode(self, items: list[tuple[_Request, int]]) -> None:
         query, instruction = items[0][0].form
+        start = time.perf_counter()
         try:
             vectors = self.encoder.encode(
                 [request.texts[i] for request, i in items], query=query, instruction=instruction
             )
+            self._last_size, self._last_seconds = len(items), time.perf_counter() - start
         except Exception as error:  # every waiting request learns of it; the worker goes on
             for request in {id(r): r for r, _ in items}.values():
                 request.remaining = 0

@@ -23,5 +23,8 @@ class ServerConfig(BaseModel):
     max_chars_per_text: StrictInt = Field(default=100_000, ge=1, description="Characters per text at most (413).")
     max_body_bytes: StrictInt = Field(default=16 * 2**20, ge=1, description="Request body size at most (413).")
     batch_wait_ms: float = Field(
-        default=2.0, ge=0, description="How long a pass waits for concurrent texts to join it, in milliseconds."
+        default=2.0,
+        ge=0,
+        description="How long a pass may wait, in milliseconds, for as many texts as the last pass held (or a "
+        "tenth of the last pass's time, if longer).",
     )
