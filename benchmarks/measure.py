@@ -28,10 +28,15 @@ class ForwardCounter:
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         past = cache.get_seq_length() if cache is not None else 0
         mask = kwargs.get("attention_mask")
-        real = int(mask[:, past:].sum()) if mask is not None else batch * length
+        if mask is not None and mask.ndim == 4:  # a packed pass: additive, (batch, 1, length, keys), every key computed
+            query = torch.arange(length, device=mask.device)
+            real = int((mask[:, 0, query, mask.shape[-1] - length + query] == 0).sum())  # text tokens see themselves
+            attention = 4 * self.layers * self.hidden * batch * length * mask.shape[-1]
+        else:
+            real = int(mask[:, past:].sum()) if mask is not None else batch * length
+            attention = 4 * self.layers * self.hidden * batch * length * (past + (length + 1) / 2)
         self.positions += batch * length
         self.padding += batch * length - real
-        attention = 4 * self.layers * self.hidden * batch * length * (past + (length + 1) / 2)
         self.flops += 2 * self.linear_params * batch * length + attention
 
 

@@ -86,3 +86,26 @@ def test_rows_are_even_and_hold_every_text_once():
     filled = [sum(lengths[i] for i in row) for row in rows]
     assert max(filled) - min(filled) <= max(lengths)
     assert plan_rows([300], 64) == [[0]]  # a text longer than a row gets a row of its own
+
+
+def test_the_benchmarks_counter_tells_text_from_padding_in_packed_passes(tiny_model_dir):
+    """``benchmarks/measure.py`` reads a packed pass's padding off the mask's diagonal: its text tokens are exactly
+    the texts' tokens after the shared prefix."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("measure", Path(__file__).parents[1] / "benchmarks" / "measure.py")
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    from echo_embeddings import load_model
+
+    # a private copy of the model: the counter's hook stays on it
+    encoder = EchoEncoder(load_model(str(tiny_model_dir), device=DEVICE, shared=False))
+    texts = [("word " * (i * 7 % 40 + 1)).strip() for i in range(40)]
+    encoder.encode(texts[:2])  # the shared prefix's one forward, before counting
+    linear = sum(m.weight.numel() for m in encoder.model.modules() if isinstance(m, torch.nn.Linear))
+    counter = measure.ForwardCounter(encoder.model, linear)
+    encoder.encode(texts, batch_size=64)
+    prefix = len(encoder.template_tokenizer.shared_prefix(query=False, instruction=None))
+    expected = sum(len(item.input_ids) - prefix for item in encoder.template_tokenizer(texts))
+    assert counter.positions - counter.padding == expected and counter.padding > 0

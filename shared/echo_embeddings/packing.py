@@ -64,8 +64,9 @@ def collate_packed(
 
     ``skip`` leaves out the first tokens of every input (a shared prefix, computed separately, that every token
     may attend to); positions continue after it. ``attention_mask`` is additive, ``(rows, 1, width, skip +
-    width)`` in ``dtype``; a row's padding attends to itself, so no state is ever undefined. ``gather_index``,
-    ``token_mask`` and ``pool_mask`` are ``(texts, longest text)``.
+    width)`` in ``dtype``. A text's token always attends to itself; a row's padding attends to the first key only,
+    so no state is undefined and padding is told apart by the mask's diagonal (as the benchmarks' counter does).
+    ``gather_index``, ``token_mask`` and ``pool_mask`` are ``(texts, longest text)``.
     """
     lengths = [len(item.input_ids) - skip for item in items]
     rows = plan_rows(lengths, row_tokens)
@@ -89,9 +90,12 @@ def collate_packed(
             pool_mask[i, item.pool_start - skip : item.pool_end - skip] = True
             start += n
         position_ids[r, start:] = torch.arange(skip, skip + width - start)
-    same_text = segment.unsqueeze(2) == segment.unsqueeze(1)  # (rows, width, width); padding counts as one text
+    real = segment >= 0
+    same_text = (segment.unsqueeze(2) == segment.unsqueeze(1)) & real.unsqueeze(2)  # (rows, width, width)
     causal = torch.ones((width, width), dtype=torch.bool).tril()
-    allowed = torch.cat([torch.ones((len(rows), width, skip), dtype=torch.bool), same_text & causal], dim=2)
+    prefix = real.unsqueeze(2).expand(-1, -1, skip)
+    allowed = torch.cat([prefix, same_text & causal], dim=2)
+    allowed[:, :, 0] |= ~real  # padding attends to the first key only: never to nothing, never to itself
     attention_mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     return {
         "input_ids": input_ids,
