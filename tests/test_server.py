@@ -171,7 +171,7 @@ def test_bad_json_and_read_endpoints(server):
     assert httpx.get(server.url + "/v1/models").status_code == 401
     metrics = httpx.get(server.url + "/metrics").text
     for name in ("echo_requests_total", "echo_texts_total", "echo_tokens_total", "echo_queue_depth",
-                 "echo_batch_size_bucket", "echo_request_seconds_bucket"):  # fmt: skip
+                 "echo_batch_size_bucket", "echo_pass_seconds_bucket", "echo_request_seconds_bucket"):  # fmt: skip
         assert name in metrics
 
 
@@ -187,6 +187,8 @@ def test_64_concurrent_clients_get_their_own_vectors_in_shared_passes(server, lo
     passes = float(_metric(metrics, "echo_batch_size_count"))
     embedded = float(_metric(metrics, "echo_batch_size_sum"))
     assert embedded / passes > 1.5, (embedded, passes)  # texts from different requests shared passes
+    assert float(_metric(metrics, "echo_pass_seconds_count")) == passes
+    assert float(_metric(metrics, "echo_pass_seconds_sum")) > 0
 
 
 def test_full_queue_answers_503_and_shutdown_finishes_in_flight_requests(tiny_model_dir):
@@ -248,7 +250,11 @@ def test_a_pass_waits_for_as_many_texts_as_the_last_one_held(tiny_encoder):
     runs = {}
     for name, scenario in (("wave", wave), ("lone", lone)):
         sizes: list[int] = []
-        batcher = DynamicBatcher(tiny_encoder, capacity=64, batch_size=32, wait_s=30.0, on_batch=sizes.append)
+
+        def record(texts: int, seconds: float, sizes: list[int] = sizes) -> None:
+            sizes.append(texts)
+
+        batcher = DynamicBatcher(tiny_encoder, capacity=64, batch_size=32, wait_s=30.0, on_pass=record)
         try:
             runs[name] = (asyncio.run(scenario(batcher)), sizes)
         finally:

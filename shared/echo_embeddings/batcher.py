@@ -50,7 +50,7 @@ class DynamicBatcher:
     encoder splits them further by its own token budget). Before a pass the worker waits for the queue to hold as
     many texts as the last pass did, for at most the longer of ``wait_s`` and a tenth of the last pass's time (so
     with a small ``wait_s`` waiting adds at most about 10% to a pass). A lone client never waits: its last pass
-    held one text.
+    held one text. ``on_pass(texts, seconds)`` is told of every pass that succeeded.
     """
 
     def __init__(
@@ -60,10 +60,10 @@ class DynamicBatcher:
         capacity: int,
         batch_size: int,
         wait_s: float = 0.0,
-        on_batch: Callable[[int], None] | None = None,
+        on_pass: Callable[[int, float], None] | None = None,
     ) -> None:
         self.encoder, self.capacity, self.batch_size, self.wait_s = encoder, capacity, batch_size, wait_s
-        self._on_batch = on_batch
+        self._on_pass = on_pass
         self._last_size, self._last_seconds = 1, 0.0  # the last pass: texts, and seconds it took
         self._pending: deque[tuple[_Request, int]] = deque()
         self._condition = threading.Condition()
@@ -144,8 +144,8 @@ class DynamicBatcher:
                 request.remaining = 0
                 request.done(None, error)
             return
-        if self._on_batch is not None:
-            self._on_batch(len(items))
+        if self._on_pass is not None:
+            self._on_pass(len(items), self._last_seconds)
         for (request, i), vector in zip(items, vectors, strict=True):
             request.vectors[i] = vector
             request.remaining -= 1

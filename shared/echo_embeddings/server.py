@@ -67,7 +67,12 @@ class _Metrics:
         self.batch_size = Histogram(
             "echo_batch_size", "Texts per forward pass", buckets=buckets, registry=self.registry
         )
+        self.pass_seconds = Histogram("echo_pass_seconds", "Seconds per forward pass", registry=self.registry)
         self.latency = Histogram("echo_request_seconds", "Request latency", registry=self.registry)
+
+    def observe_pass(self, texts: int, seconds: float) -> None:
+        self.batch_size.observe(texts)
+        self.pass_seconds.observe(seconds)
 
 
 def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
@@ -79,7 +84,7 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
         capacity=config.queue_size,
         batch_size=encoder.config.batch_size,
         wait_s=config.batch_wait_ms / 1000,
-        on_batch=metrics.batch_size.observe,
+        on_pass=metrics.observe_pass,
     )
     metrics.queue_depth.set_function(lambda: batcher.depth)
 
