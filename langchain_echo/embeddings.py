@@ -45,3 +45,12 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed a query with the template's query form and ``query_instruction``."""
         return self.encoder.encode_queries(single_text(text))[0].tolist()
+
+    def embed_late_chunks(self, document: str, chunks: list[str]) -> list[list[float]]:
+        """Late chunking: one vector per chunk of ``document`` from one pass over it (per window), so each chunk's
+        vector knows its document. ``chunks`` are the splitter's pieces of ``document``, in order (e.g.
+        ``[d.page_content for d in RecursiveCharacterTextSplitter().split_documents([doc])]``)."""
+        from echo_embeddings.late_chunking import find_spans
+
+        document = single_text(document, role="document")[0]
+        return self.encoder.encode_chunks([document], [find_spans(document, chunks)])[0].tolist()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -62,13 +65,19 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
 
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         # Check the whole list first: LlamaIndex hands it over in chunks, so an error raised later would name the
-        # index within a chunk, not within ``texts``.
-        return super().get_text_embedding_batch(check_texts(texts), show_progress, **kwargs)
+        # index within a chunk, not within ``texts``. The chunks' cut texts are counted into one warning.
+        texts = check_texts(texts)
+        self.encoder.check_lengths(texts)
+        with _counting_truncated(self, len(texts)):
+            return super().get_text_embedding_batch(texts, show_progress, **kwargs)
 
     async def aget_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
-        return await super().aget_text_embedding_batch(check_texts(texts), show_progress, **kwargs)
+        texts = check_texts(texts)
+        self.encoder.check_lengths(texts)
+        with _counting_truncated(self, len(texts)):
+            return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.encoder.encode_queries(single_text(query))[0].tolist()
@@ -77,7 +86,12 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         return self._get_text_embeddings(single_text(text, role="text"))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.encoder.encode_documents(texts, show_progress=self.show_progress_bar).tolist()
+        counter = _TRUNCATED.get()
+        if counter is None:
+            return self.encoder.encode_documents(texts, show_progress=self.show_progress_bar).tolist()
+        vectors, stats = self.encoder.encode_documents(texts, show_progress=self.show_progress_bar, return_stats=True)
+        counter[0] += int(stats.truncated.sum())
+        return vectors.tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
@@ -87,3 +101,19 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+
+_TRUNCATED: ContextVar[list[int] | None] = ContextVar("echo_truncated", default=None)
+"""Inside a batch call: the count of cut texts, added to by each chunk LlamaIndex hands over (threads included)."""
+
+
+@contextmanager
+def _counting_truncated(embedding: EchoEmbedding, total: int) -> Iterator[None]:
+    """Count the texts cut in the chunks of one batch call, and warn once with the count at its end."""
+    counter = [0]
+    token = _TRUNCATED.set(counter)
+    try:
+        yield
+    finally:
+        _TRUNCATED.reset(token)
+    embedding.encoder.template_tokenizer.warn_truncated(counter[0], total)

@@ -68,7 +68,8 @@ def test_save_and_load(tiny_st, tmp_path):
     assert json.loads((tmp_path / "echo_config.json").read_text()) == {
         "template": "echo-instruct",
         "pooling": "mean",
-        "max_length": 512,
+        "max_text_tokens": 2048,
+        "max_length": None,
         "normalize": True,
         "query_instruction": None,
         "document_instruction": None,
@@ -81,29 +82,31 @@ def test_save_and_load(tiny_st, tmp_path):
         load_sentence_transformer(str(tmp_path)),
     ):
         assert (rowwise_cos(loaded.encode_query(TEXTS), expected) >= 0.9999).all()
-        assert loaded.max_seq_length == 512
+        assert loaded.max_seq_length == 2048
 
 
 def test_folders_saved_before_the_config_still_load(tiny_st, tmp_path):
     tiny_st.save(str(tmp_path))
     (tmp_path / "echo_config.json").write_text(json.dumps({"template": "echo-instruct", "max_seq_length": 64}))
     loaded = load_sentence_transformer(str(tmp_path))
-    assert loaded.max_seq_length == 64
+    assert loaded[0].echo_config.max_length == 64  # the whole sequence, as the key meant then
     assert (rowwise_cos(loaded.encode_query(TEXTS), tiny_st.encode_query(TEXTS)) >= 0.9999).all()
 
 
 def test_max_seq_length_is_checked_as_everywhere(tiny_st):
-    with pytest.raises(ConfigError, match="max_length must be at most 2048"):
-        tiny_st.max_seq_length = 10**9
+    with pytest.raises(ConfigError, match="max_text_tokens: Input should be greater than or equal to 1"):
+        tiny_st.max_seq_length = 0
     with pytest.raises(ConfigError, match="max_length must be at most 2048"):
         sentence_transformer(str(tiny_st[0].echo_config.model_name), max_length=10**9, device=DEVICE)
 
 
 def test_custom_template_survives_save(tiny_model_dir, tmp_path):
     model = sentence_transformer(str(tiny_model_dir), template="Echo: {text} / {text}", max_length=64, device=DEVICE)
+    model.max_seq_length = 20
     model.save(str(tmp_path))
     loaded = load_sentence_transformer(str(tmp_path))
-    assert loaded[0].template == model[0].template and loaded.max_seq_length == 64
+    assert loaded[0].template == model[0].template and loaded.max_seq_length == 20
+    assert loaded[0].echo_config.max_length == 64
     assert (rowwise_cos(loaded.encode(TEXTS), model.encode(TEXTS)) >= 0.9999).all()
 
 

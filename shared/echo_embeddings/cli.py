@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from . import __version__
 from .config import validated
-from .errors import ConfigError, EchoEmbeddingsError, TrainingDataError
+from .errors import ConfigError, EchoEmbeddingsError, MissingDependencyError, TextTooLongError, TrainingDataError
+from .extras import missing_dependency
 from .files import InputError
 
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args.run(args)
-    except (InputError, ConfigError, TrainingDataError) as err:
+    except (InputError, ConfigError, TrainingDataError, TextTooLongError) as err:
         return _fail(err, EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise
+        missing = missing_dependency(err) if isinstance(err, ModuleNotFoundError) else None
+        if missing is not None or isinstance(err, MissingDependencyError):
+            return _fail(missing or err, EXIT_USAGE)
         known = isinstance(err, (EchoEmbeddingsError, OSError, ValueError))
         return _fail(err if known else f"{type(err).__name__}: {err} (set {DEBUG_ENV}=1 for a traceback)", EXIT_FAILURE)
     finally:
@@ -240,7 +244,9 @@ SETTING_OPTIONS = {
     "template": "--template",
     "pooling": "--pooling",
     "batch_size": "--batch-size",
+    "max_text_tokens": "--max-text-tokens",
     "max_length": "--max-length",
+    "truncation": "--truncation",
     "device": "--device",
     "dtype": "--dtype",
 }
@@ -369,6 +375,7 @@ def _embed(args: argparse.Namespace) -> None:
     check_output(args.output, args.input)  # where the output goes is checked before anything is read
     rows = count_rows(args.input, args.field)  # a bad row fails here, before the model loads or anything is written
     encoder = _encoder(args, args.template)
+    _check_lengths(encoder, args)
     with (
         EmbeddingWriter(args.output, rows, encoder.dim) as writer,
         tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
@@ -377,6 +384,22 @@ def _embed(args: argparse.Namespace) -> None:
             vectors = encoder.encode(texts, query=args.query, instruction=args.instruction, show_progress=bar)
             writer.write(ids, vectors)
     print(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}", file=sys.stderr)
+
+
+def _check_lengths(encoder: Any, args: argparse.Namespace) -> None:
+    """With --truncation error, refuse a text longer than the encoder reads, by file and row, before any pass."""
+    from .files import read_texts
+
+    if encoder.config.truncation != "error":
+        return
+    for ids, texts in read_texts(args.input, args.field):
+        try:
+            encoder.check_lengths(texts, query=args.query, instruction=args.instruction)
+        except TextTooLongError as err:
+            raise InputError(
+                f"{args.input}: row {ids[err.index]} has {err.tokens} tokens, more than the {err.limit} read "
+                "(--truncation error); raise --max-text-tokens, or choose another --truncation"
+            ) from None
 
 
 def _embed_on_ray(args: argparse.Namespace) -> None:

@@ -22,13 +22,20 @@ from .templates import PoolingName, Template, resolve_template, template_spec
 CONFIG_FILE = "echo_config.json"
 """The file in a model folder that holds its :data:`FOLDER_KEYS`."""
 
-FOLDER_KEYS = ("template", "pooling", "max_length", "normalize", "query_instruction", "document_instruction")
+FOLDER_KEYS = (
+    "template", "pooling", "max_text_tokens", "max_length", "normalize", "query_instruction", "document_instruction",
+)  # fmt: skip
 """The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
 
 LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder", "attention")
 """Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
 
 AttentionName = Literal["causal", "bidirectional"]
+TruncationName = Literal["head", "tail", "error", "windows"]
+
+DEFAULT_MAX_TEXT_TOKENS = 2048
+"""Tokens of a text read by default: twice LlamaIndex's default node (1,024 tokens) and LangChain's default split
+(4,000 characters), within the default model's 8,192 positions for both copies."""
 
 
 class EchoConfig(BaseModel):
@@ -49,8 +56,21 @@ class EchoConfig(BaseModel):
         description="mean over the pooled span, the last token, mean-last (the mean over both) or mean+last (the "
         "sum of the two, each unit-length); None: the template's own.",
     )
-    max_length: StrictInt = Field(
-        default=512, ge=1, description="Tokens per sequence, template and every copy of the text; longer texts are cut."
+    max_text_tokens: StrictInt = Field(
+        default=DEFAULT_MAX_TEXT_TOKENS,
+        ge=1,
+        description="Tokens of each text read (in every copy), at most what max_length leaves; see truncation.",
+    )
+    max_length: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens per whole sequence (template and every copy of the text), a memory bound; None: the "
+        "model's position limit.",
+    )
+    truncation: TruncationName = Field(
+        default="head",
+        description="A text longer than the read budget: keep its head, keep its tail, raise an error naming it, or "
+        "embed it in overlapping windows and average their unit vectors.",
     )
     normalize: StrictBool = Field(default=True, description="L2-normalize the vectors, so dot product is cosine.")
     batch_size: StrictInt = Field(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -21,13 +22,30 @@ from .templates import PoolingName, Template
 from .texts import check_texts
 from .tokenization import ModelInput, TemplateTokenizer, TruncationWarning
 
-__all__ = ["EchoEncoder", "TruncationWarning"]
+__all__ = ["EchoEncoder", "EncodeStats", "TruncationWarning"]
 
 TOKENS_PER_TEXT = 256
 """A batch holds ``batch_size`` texts and at most ``batch_size * TOKENS_PER_TEXT`` padded tokens."""
 
 CHUNK_TEXTS = 4096
 """Texts tokenized, sorted and batched together; bounds the memory of ``encode`` on huge inputs."""
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    """What :meth:`EchoEncoder.encode` read of each text: arrays with one entry per text, in input order."""
+
+    text_tokens: np.ndarray
+    """Tokens of each text as given (no template)."""
+    read_tokens: np.ndarray
+    """Tokens of each text the vector was computed from (all of them unless it was cut)."""
+    windows: np.ndarray
+    """Inputs each text was read as: 1, or more with ``truncation="windows"``."""
+
+    @property
+    def truncated(self) -> np.ndarray:
+        """Whether each text was cut (boolean array)."""
+        return self.read_tokens < self.text_tokens
 
 
 class EchoEncoder:
@@ -46,9 +64,15 @@ class EchoEncoder:
         self.template: Template = config.resolved_template
         self.pooling: PoolingName = config.resolved_pooling
         self._loaded = loaded
-        self.template_tokenizer = TemplateTokenizer(loaded.tokenizer, self.template, config.max_length)
+        self.template_tokenizer = TemplateTokenizer(
+            loaded.tokenizer,
+            self.template,
+            config.max_length or position_limit(loaded),
+            max_text_tokens=config.max_text_tokens,
+            truncation=config.truncation,
+        )
         self._prefix_cache = PrefixCache(loaded.model)
-        self._packs = can_pack(loaded.model, config.max_length)
+        self._packs = can_pack(loaded.model, self.template_tokenizer.longest())
 
     @classmethod
     def from_pretrained(
@@ -57,9 +81,10 @@ class EchoEncoder:
         """Load a causal LM (hub id, local folder or ``.gguf`` file; None for the default model) and wrap it.
 
         ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields: ``template`` (a preset name, a pattern
-        string or a mapping), ``pooling`` (default: the template's), ``max_length`` (the whole sequence: template
-        and every copy), ``normalize``, ``batch_size``, ``query_instruction``, ``document_instruction``,
-        ``device``, ``dtype``, ``model_kwargs`` (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model
+        string or a mapping), ``pooling`` (default: the template's), ``max_text_tokens`` (tokens of a text read),
+        ``max_length`` (the whole sequence: template and every copy), ``truncation``, ``normalize``,
+        ``batch_size``, ``query_instruction``, ``document_instruction``, ``device``, ``dtype``, ``model_kwargs``
+        (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model
         folder's own ``echo_config.json`` (a fine-tuned model's) supplies the defaults. The loaded model is shared
         with any other encoder that loaded the same one. ``show_progress`` shows transformers' loading bar.
         """
@@ -98,8 +123,14 @@ class EchoEncoder:
         return self._loaded.device
 
     @property
-    def max_length(self) -> int:
-        return self.config.max_length
+    def max_length(self) -> int | None:
+        """Tokens per whole sequence (template and every copy): the setting, else the model's position limit."""
+        return self.template_tokenizer.max_length
+
+    @property
+    def max_text_tokens(self) -> int | None:
+        """Tokens of a text this encoder reads in its document form without an instruction (None: no bound)."""
+        return self.template_tokenizer.budget()
 
     @property
     def normalize(self) -> bool:
@@ -112,7 +143,8 @@ class EchoEncoder:
     def __repr__(self) -> str:
         return (
             f"EchoEncoder(model_name={self.model_name!r}, template={self.template.name!r}, pooling={self.pooling!r}, "
-            f"max_length={self.max_length}, normalize={self.normalize}, device='{self.device}')"
+            f"max_text_tokens={self.max_text_tokens}, truncation={self.config.truncation!r}, "
+            f"normalize={self.normalize}, device='{self.device}')"
         )
 
     def encode_queries(self, texts: Sequence[str], **options: Any) -> np.ndarray:
@@ -123,6 +155,30 @@ class EchoEncoder:
         """Embed documents with the template's document form: :meth:`encode` with ``query=False``."""
         return self.encode(texts, query=False, **options)
 
+    @overload
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        query: bool = ...,
+        instruction: str | None = ...,
+        batch_size: int | None = ...,
+        show_progress: bool | Any = ...,
+        return_stats: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        query: bool = ...,
+        instruction: str | None = ...,
+        batch_size: int | None = ...,
+        show_progress: bool | Any = ...,
+        return_stats: Literal[True],
+    ) -> tuple[np.ndarray, EncodeStats]: ...
+
     def encode(
         self,
         texts: Sequence[str],
@@ -131,27 +187,33 @@ class EchoEncoder:
         instruction: str | None = None,
         batch_size: int | None = None,
         show_progress: bool | Any = False,
-    ) -> np.ndarray:
+        return_stats: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``: a float32 array of shape ``(len(texts), dim)``, row i for ``texts[i]``.
 
         Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
         prompt when the form has none; None means the config's ``query_instruction``/``document_instruction``,
         then the template's own. ``batch_size`` defaults to the config's. ``show_progress``: True for a progress
-        bar, or a tqdm bar of the caller's to advance after every batch. Texts too long for ``max_length`` are
-        cut (a :class:`TruncationWarning` says how many); a text with no tokens (``""``) is embedded as the EOS
-        token in its place.
+        bar (counting texts), or a tqdm bar of the caller's to advance. A text longer than ``max_text_tokens`` is
+        handled as ``truncation`` says: cut (a :class:`TruncationWarning` says how many), refused before any
+        forward pass, or read in windows whose unit vectors are averaged. A text with no tokens (``""``) is
+        embedded as the EOS token in its place. ``return_stats``: also return an :class:`EncodeStats`, which says
+        which texts were cut, in place of the warning.
         """
         texts = check_texts(texts)
         batch_size = self.config.batch_size if batch_size is None else batch_size
         if type(batch_size) is not int or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if instruction is None:
-            instruction = self.config.query_instruction if query else self.config.document_instruction
+        instruction = self._instruction(query, instruction)
+        self.template_tokenizer.check_lengths(texts, query=query, instruction=instruction)
+        budget = self.template_tokenizer.budget(query=query, instruction=instruction)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        text_tokens = np.zeros(len(texts), dtype=np.int64)
+        read_tokens = np.zeros(len(texts), dtype=np.int64)
+        windows = np.zeros(len(texts), dtype=np.int64)
         prefix = self.template_tokenizer.shared_prefix(query=query, instruction=instruction)
         if not is_causal(self.model):  # the prefix's states depend on what follows: nothing to reuse
             prefix = ()
-        truncated = 0
         from tqdm.auto import tqdm
 
         if hasattr(show_progress, "update"):
@@ -161,25 +223,161 @@ class EchoEncoder:
         with progress as bar:
             for chunk_start in range(0, len(texts), CHUNK_TEXTS):
                 chunk = texts[chunk_start : chunk_start + CHUNK_TEXTS]
-                items = self.template_tokenizer(chunk, query=query, instruction=instruction)
-                truncated += sum(item.truncated for item in items)
-                lengths = [len(item.input_ids) for item in items]
-                for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
-                    vectors = self._forward(prefix, [items[i] for i in batch])
-                    if not np.isfinite(vectors).all():
-                        bad = [chunk_start + batch[r] for r in np.nonzero(~np.isfinite(vectors).all(1))[0]]
-                        raise FloatingPointError(
-                            f"the model produced non-finite values for texts at indices {bad} "
-                            f"(dtype {self.model.dtype}; try dtype='float32')"
-                        )
-                    out[[chunk_start + i for i in batch]] = vectors
-                    bar.update(len(batch))
-        self.template_tokenizer.warn_truncated(truncated, len(texts))
+                items = self.template_tokenizer(chunk, query=query, instruction=instruction, first_index=chunk_start)
+                owners = np.array([chunk_start + item.text for item in items])
+                np.add.at(windows, owners, 1)
+                text_tokens[owners] = [item.text_tokens for item in items]
+                read_tokens[owners] = [budget if item.truncated else item.text_tokens for item in items]
+                vectors = self._encode_items(prefix, items, batch_size, bar, windows[owners], chunk_start)
+                if len(items) == len(chunk):
+                    out[owners] = vectors
+                else:  # windows: the mean of each text's unit vectors
+                    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                    sums = np.zeros((len(chunk), self.dim), dtype=np.float32)
+                    np.add.at(sums, owners - chunk_start, unit)
+                    sums /= windows[chunk_start : chunk_start + len(chunk), None]
+                    if self.config.normalize:
+                        sums /= np.linalg.norm(sums, axis=1, keepdims=True)
+                    out[chunk_start : chunk_start + len(chunk)] = sums
+        if return_stats:
+            return out, EncodeStats(text_tokens, read_tokens, windows)
+        self.template_tokenizer.warn_truncated(int((read_tokens < text_tokens).sum()), len(texts))
         return out
+
+    def _encode_items(
+        self,
+        prefix: tuple[int, ...],
+        items: list[ModelInput],
+        batch_size: int,
+        bar: Any,
+        shares: np.ndarray,
+        first_index: int,
+    ) -> np.ndarray:
+        """The pooled vectors of ``items``, in order, run as length-sorted batches under the token budget.
+
+        ``shares[i]`` is how many inputs ``items[i]``'s text was split into: the bar advances by texts.
+        ``first_index`` is the index of the items' first text in the call, for errors.
+        """
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        lengths = [len(item.input_ids) for item in items]
+        for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
+            vectors = self._forward(prefix, [items[i] for i in batch])
+            if not np.isfinite(vectors).all():
+                rows = np.nonzero(~np.isfinite(vectors).all(1))[0]
+                bad = sorted({first_index + items[batch[r]].text for r in rows})
+                raise FloatingPointError(
+                    f"the model produced non-finite values for texts at indices {bad} "
+                    f"(dtype {self.model.dtype}; try dtype='float32')"
+                )
+            out[batch] = vectors
+            bar.update(float(sum(1 / shares[i] for i in batch)) if shares.max() > 1 else len(batch))
+        return out
+
+    def check_lengths(
+        self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, name: str = "texts"
+    ) -> None:
+        """With ``truncation="error"``, raise :class:`~echo_embeddings.errors.TextTooLongError` for the first text
+        :meth:`encode` would refuse (naming it ``name[index]``), tokenizing only; otherwise do nothing."""
+        instruction = self._instruction(query, instruction)
+        self.template_tokenizer.check_lengths(check_texts(texts), query=query, instruction=instruction, name=name)
+
+    def _instruction(self, query: bool, instruction: str | None) -> str | None:
+        """``instruction``, or the config's for the form when None (the template's own then applies)."""
+        if instruction is not None:
+            return instruction
+        return self.config.query_instruction if query else self.config.document_instruction
+
+    def encode_chunks(
+        self,
+        documents: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        *,
+        instruction: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[np.ndarray]:
+        """Late chunking: for each document, one vector per chunk, from one pass over the document (per window).
+
+        ``spans[d]`` holds the ``(start, end)`` character spans of ``documents[d]``'s chunks (a splitter's nodes
+        give ``start_char_idx``/``end_char_idx``; :func:`~echo_embeddings.late_chunking.find_spans` finds chunk
+        strings). The document goes through the template's document form as one text, and each chunk's vector
+        pools the template's way over the chunk's tokens in the second copy, whose states have read the whole
+        document. A document longer than ``max_text_tokens`` is read in windows that each hold whole chunks
+        (:func:`~echo_embeddings.late_chunking.plan_windows`); a chunk longer than that is cut (a
+        :class:`TruncationWarning` counts them). Returns a ``(len(spans[d]), dim)`` float32 array per document.
+        """
+        from .late_chunking import check_spans, plan_windows, token_spans
+
+        documents = check_texts(documents)
+        if isinstance(spans, (str, bytes)) or len(spans) != len(documents):
+            raise ConfigError(f"spans must hold one list of (start, end) pairs per document ({len(documents)})")
+        if self.pooling == "last":
+            raise ConfigError("late chunking pools each chunk's span: use a pooling other than 'last'")
+        instruction = self._instruction(False, instruction)
+        checked = [
+            check_spans(doc_spans, len(doc), d) for d, (doc, doc_spans) in enumerate(zip(documents, spans, strict=True))
+        ]
+        budget = self.template_tokenizer.budget(instruction=instruction)
+        items: list[ModelInput] = []
+        chunk_rows: list[tuple[int, int, int, int, int]] = []  # (item, document, chunk, first token, end token)
+        truncated = 0
+        for d, doc in enumerate(documents):
+            ids, offsets = self.template_tokenizer.with_offsets(doc, instruction=instruction)
+            for window in plan_windows(token_spans(offsets, checked[d], d), len(ids), budget):
+                item = self.template_tokenizer.build(ids[window.start : window.end], instruction=instruction, text=d)
+                truncated += window.truncated
+                for chunk, (first, end) in zip(window.chunks, window.spans, strict=True):
+                    chunk_rows.append((len(items), d, chunk, item.pool_start + first, item.pool_start + end))
+                items.append(item)
+        prefix = self.template_tokenizer.shared_prefix(instruction=instruction) if is_causal(self.model) else ()
+        out = [np.empty((len(doc_spans), self.dim), dtype=np.float32) for doc_spans in checked]
+        batch_size = self.config.batch_size if batch_size is None else batch_size
+        from tqdm.auto import tqdm
+
+        lengths = [len(item.input_ids) for item in items]
+        with tqdm(total=len(items), disable=not show_progress, unit="window", desc="Late chunking") as bar:
+            for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
+                members = set(batch)
+                rows = [row for row in chunk_rows if row[0] in members]
+                for row, vector in zip(rows, self._pool_chunks(prefix, batch, items, rows), strict=True):
+                    out[row[1]][row[2]] = vector
+                bar.update(len(batch))
+        self.template_tokenizer.warn_truncated(truncated, sum(len(s) for s in checked))
+        return out
+
+    @torch.inference_mode()
+    def _pool_chunks(
+        self,
+        prefix: tuple[int, ...],
+        batch: list[int],
+        items: list[ModelInput],
+        rows: list[tuple[int, int, int, int, int]],
+    ) -> np.ndarray:
+        """One pass over ``items[batch]``; each row's chunk pooled over its token span, the template's way."""
+        hidden, token_mask, _ = self._states(prefix, [items[i] for i in batch])
+        where = {item: r for r, item in enumerate(batch)}
+        picked = torch.tensor([where[row[0]] for row in rows], device=hidden.device)
+        chunk_mask = torch.zeros((len(rows), hidden.shape[1]), dtype=torch.bool, device=hidden.device)
+        for r, (_, _, _, first, end) in enumerate(rows):
+            chunk_mask[r, first - len(prefix) : end - len(prefix)] = True
+        vectors = pool(hidden[picked], chunk_mask, token_mask[picked], self.pooling)
+        if self.config.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors.cpu().numpy()
 
     @torch.inference_mode()
     def _forward(self, prefix: tuple[int, ...], items: list[ModelInput]) -> np.ndarray:
         """The pooled vectors of ``items``: one packed pass where the model allows it, else a padded batch."""
+        hidden, token_mask, pool_mask = self._states(prefix, items)
+        vectors = pool(hidden, pool_mask, token_mask, self.pooling)
+        if self.config.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors.cpu().numpy()
+
+    def _states(
+        self, prefix: tuple[int, ...], items: list[ModelInput]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each item's hidden states after ``prefix`` (one row an item), its token mask and its pooled span's mask."""
         device, pad_id = self.device, self.template_tokenizer.pad_id
         if self._packs:
             batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
@@ -194,18 +392,20 @@ class EchoEncoder:
             batch = collate(items, pad_id, len(prefix))
             token_mask = batch["attention_mask"]
             hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), token_mask.to(device))
-        vectors = pool(hidden, batch["pool_mask"].to(device), token_mask.to(device), self.pooling)
-        if self.config.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        return vectors.cpu().numpy()
+        return hidden, token_mask.to(device), batch["pool_mask"].to(device)
 
 
 def _from_recipe(load_kwargs: dict[str, Any], config: EchoConfig) -> EchoEncoder:
     return EchoEncoder(load_model(config.model_name, **load_kwargs), config=config)
 
 
-def check_max_length(max_length: int, loaded: LoadedModel) -> None:
+def position_limit(loaded: LoadedModel) -> int | None:
+    """The model's position limit (``max_position_embeddings``), or None when its config has none."""
+    return getattr(loaded.model.config, "max_position_embeddings", None) or None
+
+
+def check_max_length(max_length: int | None, loaded: LoadedModel) -> None:
     """``max_length`` must fit the model's position embeddings."""
-    limit = getattr(loaded.model.config, "max_position_embeddings", None)
-    if limit and max_length > limit:
+    limit = position_limit(loaded)
+    if limit and max_length is not None and max_length > limit:
         raise ConfigError(f"max_length must be at most {limit} for {loaded.name}, got {max_length!r}")

@@ -21,3 +21,22 @@ class ModelError(EchoEmbeddingsError, OSError):
 
 class TrainingDataError(EchoEmbeddingsError, ValueError):
     """A training row is unusable; the message names the file and line (or row)."""
+
+
+class TextTooLongError(EchoEmbeddingsError, ValueError):
+    """A text is longer than the encoder reads and ``truncation="error"``; the message names its index and length.
+
+    ``index`` is the text's index in the list checked, ``tokens`` its length and ``limit`` what the encoder reads.
+    """
+
+    def __init__(self, message: str, *, index: int, tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.index, self.tokens, self.limit = index, tokens, limit
+
+
+class MissingDependencyError(EchoEmbeddingsError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it (``extra``)."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra

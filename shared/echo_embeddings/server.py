@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from .batcher import DynamicBatcher, QueueFull
+from .errors import TextTooLongError
 from .server_config import ServerConfig
 
 
@@ -141,6 +142,10 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
             raise ApiError(400, "token-id arrays are not supported: send the texts as strings", param="input")
         _check_request(body, texts, name, encoder.dim, config)
         query = body.input_type == "query" or body.model == name + ":query"
+        try:
+            encoder.check_lengths(texts, query=query, instruction=body.instruction, name="input")
+        except TextTooLongError as error:
+            raise ApiError(400, str(error), param="input") from None
         try:
             vectors = await batcher.embed(texts, query=query, instruction=body.instruction)
         except QueueFull as error:

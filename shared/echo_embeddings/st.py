@@ -26,7 +26,8 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 from . import __version__
 from .batching import collate
 from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig
-from .encoder import check_max_length
+from .encoder import check_max_length, position_limit
+from .errors import ConfigError
 from .models import is_causal, load_model
 from .pooling import pool
 from .prefix_cache import PrefixCache
@@ -61,22 +62,33 @@ class EchoTransformer(InputModule):
         self.tokenizer = loaded.tokenizer
         self.template = self.echo_config.resolved_template
         self._prefix_cache = PrefixCache(self.auto_model)
-        self.max_seq_length = self.echo_config.max_length
+        if self.echo_config.truncation == "windows":
+            raise ConfigError("truncation='windows' gives a text several inputs; sentence-transformers needs one")
+        check_max_length(self.echo_config.max_length, loaded)
+        self._tokenizers: dict[int | None, TemplateTokenizer] = {}
+        self._tokenizer_for(None)  # a template that cannot fit max_length fails here
 
     @property
     def max_seq_length(self) -> int:
-        return self.echo_config.max_length
+        """Tokens of each text read: ``max_text_tokens`` (sentence-transformers' name for it)."""
+        return self.echo_config.max_text_tokens
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        config = self.echo_config.replace(max_length=value)
-        check_max_length(config.max_length, self._loaded)
-        self.echo_config = config
-        self._tokenizers = {value: TemplateTokenizer(self.tokenizer, self.template, value)}
+        self.echo_config = self.echo_config.replace(max_text_tokens=value)
+        self._tokenizers = {}
+        self._tokenizer_for(None)
 
-    def _tokenizer_for(self, max_length: int) -> TemplateTokenizer:
+    def _tokenizer_for(self, max_length: int | None) -> TemplateTokenizer:
+        """The template tokenizer for a whole-sequence bound (None: the config's, else the model's positions)."""
         if max_length not in self._tokenizers:
-            self._tokenizers[max_length] = TemplateTokenizer(self.tokenizer, self.template, max_length)
+            self._tokenizers[max_length] = TemplateTokenizer(
+                self.tokenizer,
+                self.template,
+                max_length or self.echo_config.max_length or position_limit(self._loaded),
+                max_text_tokens=self.echo_config.max_text_tokens,
+                truncation=self.echo_config.truncation,
+            )
         return self._tokenizers[max_length]
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -105,11 +117,11 @@ class EchoTransformer(InputModule):
         """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction.
 
         Without a prompt, the config's ``query_instruction``/``document_instruction`` apply, then the template's.
-        ``max_length`` (a trainer's per-call override) cuts this batch shorter than ``max_seq_length``.
+        ``max_length`` (a trainer's per-call override) bounds this batch's whole sequences, as ``max_length`` does.
         """
         query = task == "query"
         instruction = prompt or (self.echo_config.query_instruction if query else self.echo_config.document_instruction)
-        tokenizer = self._tokenizer_for(max_length or self.max_seq_length)
+        tokenizer = self._tokenizer_for(max_length)
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         tokenizer.warn_truncated(sum(item.truncated for item in items), len(items))
         features = collate(items, tokenizer.pad_id)

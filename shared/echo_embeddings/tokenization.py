@@ -5,7 +5,9 @@ Rules (the paper's reference implementation tokenizes the same way):
 - each text is tokenized once and the same ids are spliced into every ``{text}`` slot, so the copies are identical;
 - the special tokens the tokenizer puts before a text (BOS for Llama/Mistral, none for GPT-2/SmolLM2) start the
   sequence, and are never pooled;
-- a text too long for ``max_length`` is cut (its head kept) so that every copy and the whole template still fit.
+- a text is read up to ``max_text_tokens`` tokens, and never beyond what ``max_length`` (the whole sequence) leaves
+  for every copy; a longer text keeps its head or its tail, is refused, or is read in overlapping windows (the
+  ``truncation`` setting), the same in every copy.
 """
 
 from __future__ import annotations
@@ -18,24 +20,34 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, TextTooLongError
 from .templates import Slot, Template
 
 SpaceMode = Literal["join", "marker", "none"]
+TruncationName = Literal["head", "tail", "error", "windows"]
+
+WINDOW_OVERLAP = 8
+"""With ``truncation="windows"``, consecutive windows share a ``1/WINDOW_OVERLAP`` of the read budget."""
 
 
 class TruncationWarning(UserWarning):
-    """Some texts were cut to fit ``max_length``."""
+    """Some texts were longer than the encoder reads and were cut."""
 
 
 @dataclass(frozen=True)
 class ModelInput:
-    """One model input: its token ids and the ``[pool_start, pool_end)`` positions to pool."""
+    """One model input: its token ids and the ``[pool_start, pool_end)`` positions to pool.
+
+    ``text`` is the index of the text it reads in its call (several inputs share one with ``truncation="windows"``),
+    ``text_tokens`` that text's length in tokens and ``truncated`` whether some of it was cut off.
+    """
 
     input_ids: list[int]
     pool_start: int
     pool_end: int
     truncated: bool
+    text: int = 0
+    text_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,11 @@ class _CompiledPattern:
             ids.extend(seg)
         return tuple(ids)
 
-    def max_text_tokens(self, max_length: int) -> int:
-        return (max_length - self.fixed_length) // self.copies
+    def room(self, max_length: int | None) -> int | None:
+        """Tokens of text that fit ``max_length`` in every copy; None for no bound."""
+        return None if max_length is None else (max_length - self.fixed_length) // self.copies
 
-    def build(self, text_ids: list[int], truncated: bool) -> ModelInput:
+    def build(self, text_ids: list[int], truncated: bool = False, text: int = 0, text_tokens: int = 0) -> ModelInput:
         ids: list[int] = []
         start = end = 0
         for i, seg in enumerate(self.segments):
@@ -70,19 +83,34 @@ class _CompiledPattern:
             ids.extend(text_ids if seg is None else seg)
             if i == self.pooled[1] - 1:
                 end = len(ids)
-        return ModelInput(ids, start, end, truncated)
+        return ModelInput(ids, start, end, truncated, text, text_tokens)
 
 
 class TemplateTokenizer:
     """Tokenizes texts into one template's query or document form for one tokenizer.
 
+    A text is read up to ``max_text_tokens`` tokens, and at most what ``max_length`` (the whole sequence, None for
+    no bound) leaves for each copy: :meth:`budget`. ``truncation`` says what happens to a longer text: ``head`` or
+    ``tail`` keeps that end, ``error`` raises :class:`~echo_embeddings.errors.TextTooLongError`, ``windows`` reads
+    it as overlapping windows of the budget (several inputs for one text).
+
     Thread-safe: Hugging Face fast tokenizers must not be called from two threads at once.
     """
 
-    def __init__(self, tokenizer: Any, template: Template, max_length: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: Template,
+        max_length: int | None,
+        *,
+        max_text_tokens: int | None = None,
+        truncation: TruncationName = "head",
+    ) -> None:
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
+        self.max_text_tokens = max_text_tokens
+        self.truncation = truncation
         self._lock = threading.Lock()
         self.prefix_ids = self._special_prefix()
         self.eos_id = _first_not_none(tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id)
@@ -93,29 +121,110 @@ class TemplateTokenizer:
             self._compile(query, None)
 
     def __call__(
-        self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None
+        self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, first_index: int = 0
     ) -> list[ModelInput]:
-        """Model inputs for ``texts`` (already validated as strings), in input order."""
+        """Model inputs for ``texts`` (already validated as strings), in input order; ``first_index`` is the index
+        of ``texts[0]`` in the caller's whole list, for errors."""
         compiled = self._compile(query, instruction)
-        limit = compiled.max_text_tokens(self.max_length)
-        text_ids = self._ids([compiled.text_prefix + t if t else t for t in texts])
+        limit = self._limit(compiled)
         out = []
-        for ids in text_ids:
+        for i, ids in enumerate(self._ids([compiled.text_prefix + t if t else t for t in texts])):
             if not ids:  # nothing to pool: stand the EOS token in for the text, in every copy
                 ids = [self.eos_id]
-            out.append(compiled.build(ids[:limit], len(ids) > limit))
+            n = len(ids)
+            if limit is None or n <= limit:
+                out.append(compiled.build(ids, False, i, n))
+            elif self.truncation == "error":
+                raise self._too_long("texts", first_index + i, n, limit, texts[i])
+            elif self.truncation == "windows":
+                out.extend(compiled.build(window, False, i, n) for window in _windows(ids, limit))
+            else:
+                out.append(compiled.build(ids[:limit] if self.truncation == "head" else ids[-limit:], True, i, n))
         return out
+
+    def budget(self, *, query: bool = False, instruction: str | None = None) -> int | None:
+        """Tokens of a text read in one input of this form (None: no bound)."""
+        return self._limit(self._compile(query, instruction))
+
+    def longest(self) -> int | None:
+        """The longest input either form of this template can make without an instruction (None: no bound)."""
+        lengths = []
+        for query in (False, True):
+            compiled = self._compile(query, None)
+            limit = self._limit(compiled)
+            if limit is None:
+                return None
+            lengths.append(compiled.fixed_length + compiled.copies * limit)
+        return max(lengths)
+
+    def with_offsets(
+        self, text: str, *, query: bool = False, instruction: str | None = None
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """The ids :meth:`__call__` splices into the copies for ``text`` (uncut) and each one's character span in
+        ``text``; a ConfigError for a slow tokenizer, which has no offsets."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("late chunking needs a fast (Rust) tokenizer, which reports each token's characters")
+        compiled = self._compile(query, instruction)
+        if compiled.segments[compiled.pooled[0]] is not None:
+            raise ConfigError(
+                f"late chunking needs a template that pools a copy of the text, not {self.template.name!r}"
+            )
+        shift = len(compiled.text_prefix)
+        with self._lock:
+            encoded = self.tokenizer(compiled.text_prefix + text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = [(max(start - shift, 0), max(end - shift, 0)) for start, end in encoded["offset_mapping"]]
+        return encoded["input_ids"], offsets
+
+    def build(
+        self, ids: list[int], *, query: bool = False, instruction: str | None = None, text: int = 0
+    ) -> ModelInput:
+        """The model input for token ids already cut to fit: its pooled span starts where the copy's ids do."""
+        return self._compile(query, instruction).build(ids, False, text, len(ids))
+
+    def check_lengths(
+        self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, name: str = "texts"
+    ) -> None:
+        """With ``truncation="error"``, raise for the first text longer than the budget (before any model work),
+        naming it as ``name[index]``."""
+        if self.truncation != "error":
+            return
+        compiled = self._compile(query, instruction)
+        limit = self._limit(compiled)
+        if limit is None:
+            return
+        for start in range(0, len(texts), 1024):
+            chunk = texts[start : start + 1024]
+            for i, ids in enumerate(self._ids([compiled.text_prefix + t if t else t for t in chunk])):
+                if len(ids) > limit:
+                    raise self._too_long(name, start + i, len(ids), limit, chunk[i])
 
     def warn_truncated(self, truncated: int, total: int) -> None:
         """One :class:`TruncationWarning` saying how many of ``total`` texts were cut, if any were, pointing at the
         caller's own line (the first frame outside this library and the frameworks it plugs into)."""
         if truncated:
             warnings.warn(
-                f"{truncated} of {total} texts were longer than max_length={self.max_length} allows "
-                f"for template {self.template.name!r} and were truncated",
+                f"{truncated} of {total} texts were longer than this encoder reads ({self._budget_words()}) and "
+                f"were cut, their {self.truncation} kept; raise max_text_tokens, or set truncation='windows' to "
+                "read them whole",
                 TruncationWarning,
                 stacklevel=_caller_stacklevel(),
             )
+
+    def _limit(self, compiled: _CompiledPattern) -> int | None:
+        limits = [x for x in (self.max_text_tokens, compiled.room(self.max_length)) if x is not None]
+        return min(limits) if limits else None
+
+    def _budget_words(self) -> str:
+        settings = [f"max_text_tokens={self.max_text_tokens}"] if self.max_text_tokens is not None else []
+        settings += [f"max_length={self.max_length}"] if self.max_length is not None else []
+        return ", ".join(settings)
+
+    def _too_long(self, name: str, index: int, tokens: int, limit: int, text: str) -> TextTooLongError:
+        message = (
+            f"{name}[{index}] has {tokens} tokens, more than the {limit} this encoder reads "
+            f"({self._budget_words()}; truncation='error'): {text!r:.60}"
+        )
+        return TextTooLongError(message, index=index, tokens=tokens, limit=limit)
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """How many tokens ``texts`` hold as given: no template, no special tokens."""
@@ -183,7 +292,8 @@ class TemplateTokenizer:
             fixed_length=len(self.prefix_ids) + sum(len(s) for s in segments if s is not None),
             copies=pattern.count("text"),
         )
-        if compiled.max_text_tokens(self.max_length) < 1:
+        room = compiled.room(self.max_length)
+        if room is not None and room < 1:
             raise ConfigError(
                 f"max_length={self.max_length} leaves no room for the text: the {'query' if query else 'document'} "
                 f"form of template {self.template.name!r} takes {compiled.fixed_length} tokens by itself and "
@@ -194,7 +304,7 @@ class TemplateTokenizer:
 
 _INTERNAL_MODULES = (
     "echo_embeddings", "langchain_echo", "llamaindex_echo", "sentence_transformers", "langchain_core", "llama_index",
-    "torch",
+    "torch", "contextlib",
 )  # fmt: skip
 
 
@@ -204,6 +314,14 @@ def _caller_stacklevel() -> int:
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL_MODULES):
         level, frame = level + 1, frame.f_back
     return level
+
+
+def _windows(ids: list[int], size: int) -> list[list[int]]:
+    """``ids`` in windows of ``size`` tokens, each starting ``size - size // WINDOW_OVERLAP`` after the last, the
+    last one ending with the text."""
+    step = max(1, size - size // WINDOW_OVERLAP)
+    starts = list(range(0, len(ids) - size, step)) + [len(ids) - size]
+    return [ids[start : start + size] for start in starts]
 
 
 def _precedes_text(pieces: list[str | Slot], i: int) -> bool:

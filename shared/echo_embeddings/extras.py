@@ -1,0 +1,51 @@
+"""Optional dependencies: which extra installs each, and one error that says so.
+
+The core needs torch, transformers and numpy; every framework, the server, training, Ray and the evaluation plots
+come with an extra. A missing one raises :class:`~echo_embeddings.errors.MissingDependencyError` naming the
+``pip install "echo-embeddings[EXTRA]"`` that brings it, wherever it is first imported. No torch here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+EXTRAS = {
+    "sentence_transformers": "st",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "prometheus_client": "server",
+    "peft": "train",
+    "datasets": "train",
+    "ray": "ray",
+    "pyarrow": "eval",
+    "matplotlib": "eval",
+    "sklearn": "eval",
+    "langchain_core": "langchain",
+    "llama_index": "llamaindex",
+}
+"""Top-level module -> the extra that installs it."""
+
+PACKAGES = {"sklearn": "scikit-learn", "llama_index": "llama-index-core", "langchain_core": "langchain-core"}
+"""Top-level module -> its distribution's name, where the two differ by more than - and _."""
+
+
+def missing_dependency(error: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The error to raise for ``error`` when the missing module comes with an extra, else None."""
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    package = PACKAGES.get(top, top.replace("_", "-"))
+    return MissingDependencyError(
+        f'{package} is not installed; it comes with pip install "echo-embeddings[{EXTRAS[top]}]"', extra=EXTRAS[top]
+    )
+
+
+def import_extra(module: str) -> ModuleType:
+    """``importlib.import_module(module)``, a missing optional dependency reported as :func:`missing_dependency`."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        raise (missing_dependency(error) or error) from None

@@ -1,0 +1,108 @@
+"""Late chunking on a causal LM: one pass over a document, one vector per chunk.
+
+Every token of echo's second copy has read the whole text (in the first copy), so pooling the second copy's states
+over a chunk's tokens gives a chunk vector that knows its document: what late chunking needs a bidirectional
+long-context encoder for elsewhere. A document longer than the encoder reads is covered by consecutive windows,
+each starting at a chunk and reaching as far as the budget allows, so every chunk is pooled in a window that
+holds it whole (a chunk longer than the budget alone is cut to it). Pure planning here: no torch, no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import InputError
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens ``[start, end)`` of a document read as one input, and its chunks' token spans within the window."""
+
+    start: int
+    end: int
+    chunks: tuple[int, ...]  # indices into the document's chunks
+    spans: tuple[Span, ...]  # token spans relative to ``start``, one per chunk
+    truncated: bool  # a chunk was longer than the window and was cut
+
+
+def check_spans(spans: Sequence[Sequence[int]], length: int, document: int) -> list[Span]:
+    """``spans`` as ``(start, end)`` character pairs within a text of ``length`` characters, or an InputError
+    naming the document and chunk."""
+    if isinstance(spans, (str, bytes)) or not isinstance(spans, Sequence):
+        raise InputError(f"spans[{document}] must be a list of (start, end) pairs, got {type(spans).__name__}")
+    out = []
+    for i, span in enumerate(spans):
+        if not (isinstance(span, Sequence) and len(span) == 2 and all(type(x) is int for x in span)):
+            raise InputError(f"spans[{document}][{i}] must be a (start, end) pair of ints, got {span!r:.60}")
+        start, end = span
+        if not 0 <= start < end <= length:
+            raise InputError(
+                f"spans[{document}][{i}] = {tuple(span)} is not a non-empty span of documents[{document}] "
+                f"({length} characters)"
+            )
+        out.append((start, end))
+    return out
+
+
+def find_spans(document: str, chunks: Sequence[str]) -> list[Span]:
+    """The character span of each chunk in ``document``, each searched for after the previous one's start (as
+    splitters emit them, in order, possibly overlapping); an InputError names a chunk that is not there."""
+    spans, position = [], 0
+    for i, chunk in enumerate(chunks):
+        start = document.find(chunk, position) if chunk else -1
+        if start < 0:
+            raise InputError(f"chunks[{i}] is not found in the document after character {position}: {chunk!r:.60}")
+        spans.append((start, start + len(chunk)))
+        position = start
+    return spans
+
+
+def token_spans(offsets: Sequence[Span], spans: Sequence[Span], document: int) -> list[Span]:
+    """Each character span as the tokens it overlaps, ``[first, last + 1)``, from the tokens' character offsets;
+    an InputError names a chunk that holds no token (only white space the tokenizer folds into a neighbour)."""
+    out = []
+    for i, (start, end) in enumerate(spans):
+        first = next((t for t, (_, token_end) in enumerate(offsets) if token_end > start), len(offsets))
+        last = first
+        while last < len(offsets) and offsets[last][0] < end:
+            last += 1
+        if last == first:
+            raise InputError(f"spans[{document}][{i}] = {(start, end)} covers no token of documents[{document}]")
+        out.append((first, last))
+    return out
+
+
+def plan_windows(spans: Sequence[Span], n_tokens: int, budget: int | None) -> list[Window]:
+    """Windows of at most ``budget`` tokens (None: the whole document) covering every chunk's token span.
+
+    A window starts at the first chunk not yet placed (in order of start) and reaches ``budget`` tokens further or
+    to the document's end; it holds every chunk that ends inside it. A chunk longer than ``budget`` gets a window
+    of its own, cut to its first ``budget`` tokens.
+    """
+    if budget is None or n_tokens <= budget:
+        return [Window(0, n_tokens, tuple(range(len(spans))), tuple(spans), False)]
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    windows: list[Window] = []
+    k = 0
+    while k < len(order):
+        start = spans[order[k]][0]
+        end = min(start + budget, n_tokens)
+        held = [order[k]]
+        k += 1
+        while k < len(order) and spans[order[k]][1] <= end:
+            held.append(order[k])
+            k += 1
+        cut = spans[held[0]][1] > end
+        windows.append(
+            Window(
+                start,
+                end,
+                tuple(held),
+                tuple((spans[i][0] - start, min(spans[i][1], end) - start) for i in held),
+                cut,
+            )
+        )
+    return windows
