@@ -1,5 +1,9 @@
-"""LangChain integration of echo embeddings."""
+"""LangChain integration of echo embeddings (``pip install "echo-embeddings[langchain]"``)."""
 
-from langchain_echo.embeddings import EchoEmbeddings
+from echo_embeddings.extras import import_extra
+
+import_extra("langchain_core")
+
+from langchain_echo.embeddings import EchoEmbeddings  # noqa: E402
 
 __all__ = ["EchoEmbeddings"]

@@ -8,7 +8,6 @@ Importing the package is cheap; torch and transformers load with the first name 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from .templates import TEMPLATES, Pattern, Template
@@ -47,5 +46,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        from .extras import import_extra
+
+        return getattr(import_extra(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
