@@ -12,9 +12,10 @@ import torch
 
 from echo_embeddings import EchoEncoder, load_model
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
 HERE = Path(__file__).parent
+DATA = HERE / "data" / "mini"
+"""Small slices of the evaluation sets in their full layout (sources and licences in its README.md)."""
+STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
 DEVICE = os.environ.get("ECHO_TEST_DEVICE", "cpu")
 """Where the tiny-model tests run: cpu, or cuda for the GPU check (benchmarks/gpu_check.py)."""
 DEFAULT_MODEL_FIXTURES = {"default_encoder", "smollm_tokenizer", "default_embeddings"}
