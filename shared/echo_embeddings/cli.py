@@ -114,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
         help="STS: Spearman of cosine similarity x100",
         description="STS JSONL files with sentence1, sentence2, score; Spearman of cosine similarity x100.",
     )
-    sts.add_argument("--data", type=Path, action="append", required=True, help="STS JSONL file (repeatable)")
+    sts.add_argument(
+        "--data", type=Path, action="append", required=True,
+        help="STS JSONL file, or mteb/stsbenchmark-sts from the Hugging Face Hub (repeatable)",
+    )  # fmt: skip
     sts.add_argument("--limit", type=_positive_int, default=None, help="use the first N pairs of each file")
     sts.set_defaults(run=_eval)
     retrieval = tasks.add_parser(
@@ -123,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv). With --corpus-limit N, the corpus "
         "is every document relevant to the evaluated queries plus N others drawn with --seed (deterministic).",
     )
-    retrieval.add_argument("--data", type=Path, required=True, help="BEIR dataset folder")
+    retrieval.add_argument("--data", type=Path, required=True, help="BEIR dataset folder, or mteb/scifact (Hub)")
     retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
     retrieval.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N judged queries")
     retrieval.add_argument(
@@ -154,7 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         "development data then scored on the test sets; --other-model adds echo/classical/PromptEOL test scores of "
         "more models. DATA: the evaluation data folder (sts/, retrieval/scifact/, classification/banking77/).",
     )
-    ablations.add_argument("--data", type=Path, required=True, help="evaluation data folder (../shared/data)")
+    ablations.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="evaluation data folder, or 'hub' for the sets from the Hugging Face Hub",
+    )
     ablations.add_argument("--toy", type=Path, required=True, help="toy triples JSONL file")
     from .config import EchoConfig
 
@@ -190,7 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data", type=Path, nargs="*", help="training files")
     train.add_argument("-o", "--output", type=Path, required=True, help="folder for the trained model")
     train.add_argument(
-        "--recipe", type=Path, default=None, help="build the documented mix from this data folder (../shared/data)"
+        "--recipe",
+        type=Path,
+        default=None,
+        help="build the documented mix from this data folder, or 'hub' for the sets from the Hugging Face Hub",
     )
     train.add_argument(
         "--recipe-rows",
@@ -317,6 +328,9 @@ def _train(args: argparse.Namespace) -> None:
     settings = _training_settings(args)
     data = args.data
     if args.recipe:
+        from .hub_data import resolve_data
+
+        args.recipe = resolve_data(args.recipe)
         rows = dict(_count(item) for item in args.recipe_rows)
         data = recipe_rows(args.recipe, rows=rows, seed=settings.get("seed", 0))
         settings.setdefault("eval_data", str(args.recipe / "sts" / "stsb-dev.jsonl"))
@@ -436,6 +450,9 @@ def _eval(args: argparse.Namespace) -> None:
 
     check_output_folder(args.out)  # before minutes of computing, not after
     from .evaluation.arm import Arm
+    from .hub_data import resolve_data
+
+    args.data = [resolve_data(d) for d in args.data] if isinstance(args.data, list) else resolve_data(args.data)
     from .evaluation.report import markdown_table, write_report
 
     show_progress = sys.stderr.isatty()
@@ -470,6 +487,9 @@ def _ablations(args: argparse.Namespace) -> None:
     from .files import check_output_folder
 
     check_output_folder(args.out)  # before an hour of computing, not after
+    from .hub_data import resolve_data
+
+    args.data = resolve_data(args.data)
     sizes = Sizes(**{name: getattr(args, name) for name in asdict(Sizes())})
     earlier = None
     if set(args.sections) != set(SECTIONS):
