@@ -72,6 +72,10 @@ def test_a_damaged_cache_is_rebuilt_on_load(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "(1, 576)" in result.stdout, result.stderr[-2000:]
     assert "is damaged; converting" in result.stderr and _intact(cache / "gguf" / converted.name)
+    from echo_embeddings.files import current_umask
+
+    modes = {oct(path.stat().st_mode & 0o777) for path in (cache / "gguf" / converted.name).iterdir()}
+    assert modes == {oct(0o666 & ~current_umask())}  # a shared cache is readable by others (safetensors wrote 0600)
 
 
 @pytest.fixture(scope="module")

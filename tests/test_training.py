@@ -167,6 +167,14 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
     assert (_cos(base.encode_documents(TEXTS), expected_docs) < 0.999).any()
 
 
+def test_trained_folders_follow_the_umask(lora_run):
+    from echo_embeddings.files import current_umask
+
+    files = [path for path in lora_run[0].rglob("*") if path.is_file()]
+    assert any(path.suffix == ".safetensors" for path in files)  # safetensors writes 0600 by itself
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {oct(0o666 & ~current_umask())}
+
+
 def test_checkpoints_are_kept_at_save_steps(lora_run):
     folder, _ = lora_run
     final_step = json.loads((folder / "training_log.json").read_text())["log"][-1]["step"]

@@ -322,6 +322,14 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
+def follow_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the modes a new file and folder get under the user's umask (libraries
+    such as safetensors write weights as 0600, which other accounts cannot read)."""
+    umask = current_umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def current_umask() -> int:
     """The process's umask (reading it means setting it, so it is set back at once)."""
     umask = os.umask(0)

@@ -26,7 +26,7 @@ import torch
 from . import DEFAULT_MODEL
 from .config import AttentionName
 from .errors import ModelError
-from .files import current_umask
+from .files import follow_umask
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def converted_gguf(gguf: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         files = {p.name: _file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(files, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp made it private; the cache follows the user's umask
+        follow_umask(tmp)  # mkdtemp and safetensors made it private; the cache follows the user's umask
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished the same conversion first

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from .batching import collate
 from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig
 from .encoder import check_max_length, position_limit
 from .errors import ConfigError
+from .files import follow_umask
 from .models import is_causal, load_model
 from .pooling import pool
 from .prefix_cache import PrefixCache
@@ -153,6 +155,7 @@ class EchoTransformer(InputModule):
         self.save_tokenizer(output_path)
         self.save_config(output_path)
         _require_this_package(output_path)
+        follow_umask(Path(output_path))  # safetensors writes weights as 0600
 
     @classmethod
     def load(

@@ -31,6 +31,7 @@ from sentence_transformers import SentenceTransformerTrainer
 
 from ..config import EchoConfig, validated
 from ..errors import ConfigError
+from ..files import follow_umask
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
 
@@ -100,6 +101,7 @@ def save_trained(model: Any, trainer: Any, options: TrainingConfig, output_dir: 
     model.save(str(output_dir))
     log = {**about, "training": options.model_dump(), "log": trainer.state.log_history}
     (output_dir / LOG_FILE).write_text(json.dumps(log, indent=2, default=str) + "\n", encoding="utf-8")
+    follow_umask(output_dir)  # checkpoints and weights written 0600 by safetensors
 
 
 def check_output(output_dir: Path, resume: bool) -> None:
