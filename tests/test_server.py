@@ -222,6 +222,24 @@ def test_bad_settings_fail_before_serving(tiny_model_dir):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("where", ["busy port", "unknown host"])
+def test_an_address_it_cannot_listen_on_fails_before_the_model_loads(tmp_path, where):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        host = "127.0.0.1" if where == "busy port" else "no-such-host.invalid"
+        missing_model = str(tmp_path / "no-model-here")  # were it loaded first, this would be the error
+        result = subprocess.run(
+            [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", missing_model, "--host", host,
+             "--port", port],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on {host}:{port}" in result.stderr and "serving" not in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def _metric(text: str, name: str) -> str:
     return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))
 

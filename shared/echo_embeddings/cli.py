@@ -354,13 +354,14 @@ def _serve(args: argparse.Namespace) -> None:
     settings = {name: getattr(args, name) for name in ServerConfig.model_fields if getattr(args, name) is not None}
     settings.setdefault("api_key", os.environ.get(API_KEY_ENV) or None)
     config = validated(ServerConfig, **settings)
-    from .server import serve
+    from .server import bind, serve
 
+    sock = bind(config)  # a busy port or a bad host fails here, before the model loads
     encoder = _encoder(args, args.template)
     key = "an API key" if config.api_key else "no API key"
     print(f"serving {encoder.model_name} at http://{config.host}:{config.port}/v1 ({key})", file=sys.stderr, flush=True)
     try:
-        serve(encoder, config)
+        serve(encoder, config, sock)
     except (_Terminated, KeyboardInterrupt):  # uvicorn re-raises the signal once in-flight requests are done
         print("echo-embeddings: stopped", file=sys.stderr)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import socket
 import time
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from .batcher import DynamicBatcher, QueueFull
-from .errors import TextTooLongError
+from .errors import InputError, TextTooLongError
 from .server_config import ServerConfig
 
 
@@ -165,11 +166,27 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
     return app
 
 
-def serve(encoder: Any, config: ServerConfig) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
+def bind(config: ServerConfig) -> socket.socket:
+    """A listening socket on ``config.host:config.port``, made before the model loads so that a busy port or a
+    host that does not resolve fails at once: an InputError naming the address."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:  # socket.gaierror included
+        raise InputError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    sock.listen(2048)
+    return sock
+
+
+def serve(encoder: Any, config: ServerConfig, sock: socket.socket | None = None) -> None:
+    """Serve on ``sock`` (else a socket bound here) until SIGINT/SIGTERM; in-flight requests finish first."""
     import uvicorn
 
-    uvicorn.run(create_app(encoder, config), host=config.host, port=config.port, log_level="warning")
+    app = create_app(encoder, config)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning"))
+    server.run(sockets=[sock or bind(config)])
 
 
 def _check_key(request: Request, api_key: str | None) -> None:
