@@ -167,6 +167,17 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
     assert (_cos(base.encode_documents(TEXTS), expected_docs) < 0.999).any()
 
 
+def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir, tmp_path):
+    from echo_embeddings.errors import TrainingError
+
+    settings = dict(model_name=str(tiny_model_dir), device=DEVICE, steps=6, train_batch_size=8, hard_negatives=0)
+    with pytest.raises(ConfigError, match="learning_rate: Input should be a finite number"):
+        train(stsb_pairs(16), output_dir=tmp_path / "inf", learning_rate=float("inf"), **settings)
+    with pytest.raises(TrainingError, match=r"the training (loss|grad norm) became (nan|inf) at step \d+"):
+        train(stsb_pairs(16), output_dir=tmp_path / "huge", learning_rate=1e30, **settings)
+    assert not list((tmp_path / "huge").glob("*.safetensors"))
+
+
 def test_trained_folders_follow_the_umask(lora_run):
     from echo_embeddings.files import current_umask
 

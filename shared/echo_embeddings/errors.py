@@ -23,6 +23,10 @@ class TrainingDataError(EchoEmbeddingsError, ValueError):
     """A training row is unusable; the message names the file and line (or row)."""
 
 
+class TrainingError(EchoEmbeddingsError, RuntimeError):
+    """Training went wrong at run time (a loss that is not a finite number); nothing was saved."""
+
+
 class TextTooLongError(EchoEmbeddingsError, ValueError):
     """A text is longer than the encoder reads and ``truncation="error"``; the message names its index and length.
 

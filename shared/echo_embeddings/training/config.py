@@ -42,6 +42,7 @@ class TrainingConfig(BaseModel):
     learning_rate: float | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         description=f"Peak learning rate, linear warmup and decay. None: {LORA_LEARNING_RATE:g} with LoRA, "
         f"{FULL_LEARNING_RATE:g} when every weight trains.",
     )

@@ -21,6 +21,7 @@ or ``accelerate launch`` on a script that calls :func:`train`.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +29,10 @@ from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer
+from transformers import TrainerCallback
 
 from ..config import EchoConfig, validated
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..files import follow_umask
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
@@ -231,7 +233,12 @@ def checkpoint_trainer(
     }
     args = SentenceTransformerTrainingArguments(**{**defaults, **arguments})
     trainer = _CheckpointTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=list(callbacks)
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[_StopOnNonFiniteLoss(), *callbacks],
     )
     trainer.data_collator.max_length = options.train_max_length  # passed to EchoTransformer.preprocess
     return trainer
@@ -262,6 +269,22 @@ def _write_rows(rows: list[TrainingRow], path: Path) -> None:
             }
             record.update({f"negative_{k + 1}": text for k, text in enumerate(row.negatives)})
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class _StopOnNonFiniteLoss(TrainerCallback):
+    """Stops training with a :class:`TrainingError` at the first logged loss or gradient norm that is not a finite
+    number (both logged every step), before anything is saved: a diverged model would otherwise be saved as if
+    trained (a non-finite gradient makes every weight NaN while the loss can still read 0)."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        for name in ("loss", "grad_norm"):
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(
+                    f"the training {name.replace('_', ' ')} became {value} at step {state.global_step} (peak "
+                    f"learning rate {args.learning_rate:g}); nothing was saved: lower the learning rate, or train "
+                    "in float32"
+                )
 
 
 class _CheckpointTrainer(SentenceTransformerTrainer):
