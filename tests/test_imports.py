@@ -20,3 +20,38 @@ import pytest
 def test_does_not_import_torch(statement):
     code = f"import sys; {statement}; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{statement} imported torch"
+
+
+OPTIONAL = ("sentence_transformers", "peft", "datasets", "fastapi", "uvicorn", "ray", "langchain_core", "llama_index")
+
+
+def test_the_command_line_needs_no_optional_dependency_to_start():
+    code = (
+        "import sys; from echo_embeddings.cli import _parser; _parser(); "
+        f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({OPTIONAL!r}))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "", f"building the parser imported {result.stdout}"
+
+
+CLI = "from echo_embeddings.cli import main; sys.exit(main"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "statement", "extra"),
+    [
+        ("sentence_transformers", f"{CLI}(['train', 'x.jsonl', '-o', 'm']))", "train"),
+        ("fastapi", f"{CLI}(['serve', '--port', '1']))", "server"),
+        ("sentence_transformers", "from echo_embeddings import sentence_transformer", "st"),
+        ("langchain_core", "import langchain_echo", "langchain"),
+        ("llama_index.core", "from llama_index.embeddings.echo import EchoEmbedding", "llamaindex"),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, statement, extra):
+    """As in an install without that extra: the import of the blocked package fails (None in sys.modules)."""
+    code = f"import sys; sys.modules[{blocked!r}] = None; {statement}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f'pip install "echo-embeddings[{extra}]"' in result.stderr.strip().splitlines()[-1]
+    if "cli" in statement:
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

@@ -32,20 +32,22 @@ PACKAGES = {"sklearn": "scikit-learn", "llama_index": "llama-index-core", "langc
 """Top-level module -> its distribution's name, where the two differ by more than - and _."""
 
 
-def missing_dependency(error: ModuleNotFoundError) -> MissingDependencyError | None:
-    """The error to raise for ``error`` when the missing module comes with an extra, else None."""
+def missing_dependency(error: ModuleNotFoundError, extra: str | None = None) -> MissingDependencyError | None:
+    """The error to raise for ``error`` when the missing module comes with an extra (``extra`` when given: the
+    feature's own, e.g. ``train`` for sentence-transformers in training), else None."""
     top = (error.name or "").split(".")[0]
     if top not in EXTRAS:
         return None
-    package = PACKAGES.get(top, top.replace("_", "-"))
+    package, extra = PACKAGES.get(top, top.replace("_", "-")), extra or EXTRAS[top]
     return MissingDependencyError(
-        f'{package} is not installed; it comes with pip install "echo-embeddings[{EXTRAS[top]}]"', extra=EXTRAS[top]
+        f'{package} is not installed; it comes with pip install "echo-embeddings[{extra}]"', extra=extra
     )
 
 
-def import_extra(module: str) -> ModuleType:
-    """``importlib.import_module(module)``, a missing optional dependency reported as :func:`missing_dependency`."""
+def import_extra(module: str, extra: str | None = None) -> ModuleType:
+    """``importlib.import_module(module)``, a missing optional dependency reported as :func:`missing_dependency`
+    (naming ``extra`` when given)."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
-        raise (missing_dependency(error) or error) from None
+        raise (missing_dependency(error, extra) or error) from None

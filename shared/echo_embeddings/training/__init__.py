@@ -31,7 +31,7 @@ __all__ = ["TrainingConfig", "TrainingRow", "distill", "read_training_rows", "re
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(import_extra(f"{__name__}.{_LAZY[name]}"), name)
+        value = getattr(import_extra(f"{__name__}.{_LAZY[name]}", "train"), name)
         globals()[name] = value  # importing the submodule ``distill`` bound its name to the module: rebind it
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
