@@ -178,6 +178,13 @@ def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir, tmp_path):
     assert not list((tmp_path / "huge").glob("*.safetensors"))
 
 
+def test_csv_cells_are_text_as_written(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("anchor,positive,score\nNA,001,\nnull,true,2.5\n", encoding="utf-8")
+    rows = read_training_rows([path])
+    assert [(r.anchor, r.positive, r.score) for r in rows] == [("NA", "001", None), ("null", "true", 2.5)]
+
+
 def test_trained_folders_follow_the_umask(lora_run):
     from echo_embeddings.files import current_umask
 
@@ -292,6 +299,10 @@ def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
             r"rows.csv:2: a row with a 'score' .* no negatives",
         ),
         ("anchor,positive,negative\na,b,c\nd,e,\n", "rows.csv", r"rows.csv:3: missing 'negative'"),
+        ("anchor,positive,score\na,b,0.5\nc,d,nan\n", "rows.csv", r"rows.csv:3: 'score' is nan, expected a finite"),
+        ("anchor,positive,score\na,b,high\n", "rows.csv", r"rows.csv:2: 'score' is 'high', expected a number"),
+        ('anchor,positive\n"two\nlines",b\n\nc,\n', "rows.csv", r"rows.csv:5: missing 'positive'"),
+        ("anchor,positive\na,b,c\n", "rows.csv", r"rows.csv:2: 3 cells, but the header names 2 columns"),
         ("", "rows.jsonl", "no training rows"),
         ("a\tb\n", "rows.tsv", "unsupported table type '.tsv'"),
     ],

@@ -172,10 +172,11 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def read_table(path: Path, numbers: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, record)`` for every row of a ``.jsonl``, ``.csv`` or ``.parquet`` file, in file order.
 
-    ``location`` is ``FILE:LINE`` (``FILE: row N`` for Parquet); a CSV's empty cell is None.
+    ``location`` is ``FILE:LINE`` (``FILE: row N`` for Parquet). A CSV's cells are text as written (``NA``, ``001``
+    and ``true`` included), an empty cell is None, and the ``numbers`` columns are parsed as numbers.
     """
     path = _existing_file(path)
     suffix = _suffix(path, (".jsonl", ".csv", ".parquet"), "table")
@@ -183,25 +184,46 @@ def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for number, record in _json_objects(path):
             yield f"{path}:{number}", record
         return
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    if suffix == ".csv":
+        yield from _csv_records(path, numbers)
+        return
+    import pyarrow.parquet as pq
 
-        batches = pq.ParquetFile(path).iter_batches()
-        first_row, where = 0, "row"
-    else:
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        try:
-            batches = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
-        except pa.ArrowInvalid as err:
-            raise InputError(f"{path}: unreadable CSV ({err})") from None
-        first_row, where = 2, "line"  # line 1 is the header
-    row = first_row
-    for batch in _batches_named(batches, path):
+    row = 0
+    for batch in _batches_named(pq.ParquetFile(path).iter_batches(), path):
         for record in batch.to_pylist():
-            yield (f"{path}:{row}" if where == "line" else f"{path}: row {row}"), record
+            yield f"{path}: row {row}", record
             row += 1
+
+
+def _csv_records(path: Path, numbers: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A CSV's rows as text, by the line each starts on (a quoted cell may span lines; blank lines are skipped)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{path}:1: no header row")
+            start = reader.line_num + 1
+            for cells in reader:
+                where = f"{path}:{start}"
+                start = reader.line_num + 1
+                if not cells:
+                    continue
+                if len(cells) != len(header):
+                    raise InputError(f"{where}: {len(cells)} cells, but the header names {len(header)} columns")
+                record = {name: cell if cell != "" else None for name, cell in zip(header, cells, strict=True)}
+                for name in numbers:
+                    if record.get(name) is not None:
+                        try:
+                            record[name] = float(record[name])
+                        except ValueError:
+                            raise InputError(f"{where}: {name!r} is {record[name]!r}, expected a number") from None
+                yield where, record
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: unreadable CSV ({err})") from None
 
 
 def _txt_rows(path: Path, field: str) -> Iterator[tuple[int, str]]:

@@ -50,7 +50,7 @@ def read_training_rows(paths: Iterable[str | os.PathLike]) -> list[TrainingRow]:
     rows: list[TrainingRow] = []
     for path in paths:
         try:
-            rows.extend(check_row(record, where) for where, record in read_table(Path(path)))
+            rows.extend(check_row(record, where) for where, record in read_table(Path(path), numbers=(SCORE,)))
         except InputError as err:
             raise TrainingDataError(str(err)) from None
     if not rows:
