@@ -210,8 +210,10 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
     train(stsb_pairs(64), output_dir=run, **common)
     unbroken = {e["step"]: e["loss"] for e in json.loads((run / "training_log.json").read_text())["log"] if "loss" in e}
     assert max(unbroken) == 24
-    with pytest.raises(ConfigError, match="already holds a model or a training run"):
+    with pytest.raises(ConfigError, match="already holds a trained model"):
         train(stsb_pairs(64), output_dir=run, **common)
+    with pytest.raises(ConfigError, match="already holds a trained model"):  # nothing left to resume
+        train([], output_dir=run, resume=True, **common)
     for path in run.iterdir():  # what a run killed after its step-12 checkpoint leaves
         if path.name != "checkpoints":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -220,8 +222,36 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
     resumed = {e["step"]: e["loss"] for e in json.loads((run / "training_log.json").read_text())["log"] if "loss" in e}
     assert sorted(resumed) == list(range(1, 25))
     np.testing.assert_allclose([resumed[s] for s in range(13, 25)], [unbroken[s] for s in range(13, 25)], atol=1e-4)
-    with pytest.raises(ConfigError, match="resume: no checkpoint"):
+    with pytest.raises(ConfigError, match="resume: no training run to resume"):
         train([], output_dir=tmp_path / "never", resume=True, **common)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(tiny_model_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    class CtrlC(TrainerCallback):
+        """Ctrl-C at the end of step ``at``, as a user's would arrive."""
+
+        def __init__(self, at):
+            self.at = at
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == self.at:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    common = dict(model_name=str(tiny_model_dir), device=DEVICE, hard_negatives=0, train_batch_size=8, steps=4)
+    for resume in (False, True):
+        with pytest.raises(KeyboardInterrupt):
+            train(stsb_pairs(32), output_dir=run, save_steps=50, callbacks=[CtrlC(2)], **common)
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["training_rows.jsonl"]
+        train([] if resume else stsb_pairs(32), output_dir=run, resume=resume, **common)  # the same command works
+        assert len(losses(run)) == 4
+        shutil.rmtree(run)
+    with pytest.raises(KeyboardInterrupt):
+        train(stsb_pairs(32), output_dir=run, save_steps=2, callbacks=[CtrlC(3)], **common)
+    with pytest.raises(ConfigError, match=r"holds a training run stopped at checkpoint-2: --resume continues it"):
+        train(stsb_pairs(32), output_dir=run, **common)
 
 
 def test_distillation_moves_the_student_toward_its_teacher(lora_run, tmp_path):

@@ -21,8 +21,10 @@ or ``accelerate launch`` on a script that calls :func:`train`.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ from ..errors import ConfigError, TrainingError
 from ..files import follow_umask
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 ROWS_FILE = "training_rows.jsonl"
@@ -84,7 +88,7 @@ def train(
     if options.lora:
         transformer.replace_model(with_lora(transformer.auto_model, options))
     trainer = _trainer(model, rows, options, checkpoints, callbacks)
-    trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)
+    trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)  # None: step 0
     instructions = {row.instruction for row in rows} - {None}
     if len(instructions) == 1 and transformer.echo_config.query_instruction is None:
         # The one instruction the queries were trained with becomes the folder's default for queries.
@@ -107,12 +111,26 @@ def save_trained(model: Any, trainer: Any, options: TrainingConfig, output_dir: 
 
 
 def check_output(output_dir: Path, resume: bool) -> None:
-    """Refuse to train into a folder that holds a model or a run, unless resuming one."""
+    """Refuse a folder that holds a trained model, or a run with checkpoints unless resuming it.
+
+    A run stopped before its first checkpoint (interrupted, or failed after mining) left nothing to resume: the same
+    command starts it again, and so does ``resume`` when the run's rows are kept.
+    """
+    checkpoints = output_dir / CHECKPOINTS
+    if (output_dir / "modules.json").exists():
+        raise ConfigError(f"{output_dir} already holds a trained model; choose another folder")
+    latest = _latest_checkpoint(checkpoints)
     if resume:
-        if _latest_checkpoint(output_dir / CHECKPOINTS) is None:
-            raise ConfigError(f"resume: no checkpoint in {output_dir / CHECKPOINTS}")
-    elif (output_dir / "modules.json").exists() or (output_dir / CHECKPOINTS).exists():
-        raise ConfigError(f"{output_dir} already holds a model or a training run; choose another folder or --resume")
+        if latest is None and not (checkpoints / ROWS_FILE).is_file():
+            raise ConfigError(f"resume: no training run to resume in {output_dir}")
+    elif latest is not None:
+        raise ConfigError(
+            f"{output_dir} holds a training run stopped at {Path(latest).name}: --resume continues it, or choose "
+            "another folder"
+        )
+    elif checkpoints.exists():
+        logger.warning("%s: a run stopped before its first checkpoint; starting it again", output_dir)
+        shutil.rmtree(checkpoints)
 
 
 def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingConfig) -> list[TrainingRow]:
