@@ -78,6 +78,29 @@ def test_a_damaged_cache_is_rebuilt_on_load(tmp_path):
     assert modes == {oct(0o666 & ~current_umask())}  # a shared cache is readable by others (safetensors wrote 0600)
 
 
+def test_a_truncated_weights_file_is_named_on_every_surface(tiny_model_dir, tmp_path):
+    from echo_embeddings import load_sentence_transformer, sentence_transformer
+    from echo_embeddings.cli import main
+    from echo_embeddings.errors import ModelError
+    from langchain_echo import EchoEmbeddings
+
+    folder = tmp_path / "model"
+    sentence_transformer(str(tiny_model_dir), device="cpu").save(str(folder))  # a model folder every surface loads
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    message = rf"{folder}: the weights in {folder} are damaged or incomplete"
+    for load in (
+        lambda: EchoEncoder.from_pretrained(str(folder), device="cpu"),
+        lambda: EchoEmbeddings(model_name=str(folder), device="cpu"),
+        lambda: load_sentence_transformer(str(folder), device="cpu"),
+    ):
+        with pytest.raises(ModelError, match=message):
+            load()
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a text\n")
+    assert main(["embed", str(texts), "-o", str(tmp_path / "out.npy"), "--model", str(folder)]) == 1
+
+
 @pytest.fixture(scope="module")
 def bert_dir(sp_tokenizer_dir, tmp_path_factory):
     from transformers import AutoTokenizer, BertConfig, BertModel

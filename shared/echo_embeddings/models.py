@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from . import DEFAULT_MODEL
 from .config import AttentionName
@@ -310,6 +311,8 @@ def _load(
         raise ModelError(f"{name}: cannot load it from {source} ({err})") from err
     except (ValueError, json.JSONDecodeError) as err:  # a damaged or foreign file inside the folder
         raise ModelError(f"{name}: cannot load it from {source}: {err}") from err
+    except SafetensorError as err:  # a truncated or damaged weights file
+        raise ModelError(f"{name}: the weights in {source} are damaged or incomplete ({err})") from err
     model.eval()
     check_causal(model, name)
     if attention == "bidirectional":
