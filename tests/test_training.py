@@ -178,6 +178,33 @@ def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir, tmp_path):
     assert not list((tmp_path / "huge").glob("*.safetensors"))
 
 
+def test_every_input_is_checked_before_the_model_loads(tmp_path):
+    from echo_embeddings.errors import InputError
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    nowhere = str(tmp_path / "no-such-model")  # were it loaded first, its error would come first
+    rows = stsb_pairs(16)
+    cases = [
+        ({"output_dir": a_file}, ConfigError, "output folder .*a-file: cannot write there"),
+        ({"output_dir": a_file / "under"}, ConfigError, "cannot write there"),
+        ({"output_dir": "/proc/echo-run"}, ConfigError, "output folder /proc/echo-run: cannot write there"),
+        ({"eval_data": str(tmp_path / "missing.jsonl")}, InputError, "missing.jsonl"),
+        ({"eval_data": str(DATA / "nli" / "snli-train-triplets.jsonl")}, InputError, "no field 'sentence1'"),
+        ({"train_batch_size": 32}, ConfigError, "16 training rows do not fill one batch of train_batch_size=32"),
+    ]
+    for settings, error, message in cases:
+        with pytest.raises(error, match=message):
+            train(rows, **{"output_dir": tmp_path / "run", "model_name": nowhere, **settings})
+
+
+def test_lora_targets_that_match_nothing_fail_before_mining(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"lora_target_modules: \['qkv'\] match no module .*'q_proj'"):
+        train(stsb_pairs(16), output_dir=tmp_path / "run", model_name=str(tiny_model_dir), device=DEVICE,
+              lora_target_modules=["q_proj", "qkv"], steps=1)  # fmt: skip
+    assert not (tmp_path / "run" / "checkpoints").exists()  # mining had not started
+
+
 def test_csv_cells_are_text_as_written(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("anchor,positive,score\nNA,001,\nnull,true,2.5\n", encoding="utf-8")

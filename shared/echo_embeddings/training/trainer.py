@@ -73,6 +73,7 @@ def train(
         rows = read_training_rows([checkpoints / ROWS_FILE])
     else:
         rows = list(data) if data and isinstance(data[0], TrainingRow) else read_training_rows(data)  # type: ignore[arg-type]
+    preflight(rows, options, output_dir)
 
     from transformers import set_seed
 
@@ -80,6 +81,8 @@ def train(
 
     set_seed(options.seed)
     model = sentence_transformer(**model_settings)
+    if options.lora:
+        check_lora_targets(model[0].auto_model, options)
     if not options.resume:
         rows = _with_hard_negatives(rows, model, options)
         checkpoints.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,38 @@ def check_output(output_dir: Path, resume: bool) -> None:
     elif checkpoints.exists():
         logger.warning("%s: a run stopped before its first checkpoint; starting it again", output_dir)
         shutil.rmtree(checkpoints)
+
+
+def preflight(rows: list[TrainingRow], options: TrainingConfig, output_dir: Path) -> None:
+    """What can be checked before the model loads: the rows fill a batch, the evaluation data parses, and the
+    output folder can be made (created here; a run that fails leaves it empty or restartable)."""
+    if len(rows) < options.train_batch_size:
+        raise ConfigError(
+            f"{len(rows)} training rows do not fill one batch of train_batch_size={options.train_batch_size}: "
+            "give more rows or a smaller batch"
+        )
+    if options.eval_data:
+        from ..evaluation.sts import load_sts
+
+        load_sts(Path(options.eval_data), options.eval_pairs)  # a missing or foreign file fails here, by name
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".echo-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output folder {output_dir}: cannot write there ({err.strerror or err})") from None
+
+
+def check_lora_targets(model: Any, options: TrainingConfig) -> None:
+    """Every ``lora_target_modules`` name ends some module's name (as peft matches them), before mining."""
+    if not options.lora_target_modules:
+        return
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in options.lora_target_modules if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise ConfigError(f"lora_target_modules: {missing} match no module of the model; its linear layers: {linear}")
 
 
 def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingConfig) -> list[TrainingRow]:
