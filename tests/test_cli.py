@@ -143,3 +143,12 @@ def test_eval_bad_sts_file(tmp_path, capsys, tiny_model_dir):
     path.write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "score": 2}\n')
     code, _, err = run(capsys, "eval", "sts", "--data", path, "--model", tiny_model_dir, "--out", tmp_path / "o")
     assert code == 2 and "sts.jsonl:2: no field 'sentence2'" in err
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [("--device", "tpu", "unknown device 'tpu'"),
+                                                          ("--dtype", "int8", "unknown dtype 'int8'")])  # fmt: skip
+def test_a_bad_device_or_dtype_is_a_usage_error(tmp_path, capsys, option, value, message):
+    source = tmp_path / "in.txt"
+    source.write_text("a text\n")
+    code, _, err = run(capsys, "embed", source, "-o", tmp_path / "out.npy", option, value)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

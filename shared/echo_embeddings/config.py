@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -31,6 +32,10 @@ LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder", "attention")
 """Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
 
 AttentionName = Literal["causal", "bidirectional"]
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
+"""Device types a model can be put on by name (with an index: ``cuda:1``)."""
+DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")
+"""The floating-point dtypes a model can run in, by name (``torch.`` prefix accepted); auto: the device's default."""
 TruncationName = Literal["head", "tail", "error", "windows"]
 
 DEFAULT_MAX_TEXT_TOKENS = 2048
@@ -101,6 +106,20 @@ class EchoConfig(BaseModel):
     @classmethod
     def _known_template(cls, value: str | dict[str, str]) -> str | dict[str, str]:
         resolve_template(value)  # raises with the list of presets
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(rf"({'|'.join(DEVICE_TYPES)})(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}: use {', '.join(DEVICE_TYPES)}, or one with an index (cuda:1)")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str | None) -> str | None:
+        if value is not None and value.removeprefix("torch.") not in DTYPES:
+            raise ValueError(f"unknown dtype {value!r}: use {', '.join(DTYPES)}")
         return value
 
     @field_validator("model_kwargs")
