@@ -175,6 +175,17 @@ def test_bad_json_and_read_endpoints(server):
         assert name in metrics
 
 
+def test_every_error_is_openai_shaped_and_nothing_is_open_without_the_key(server):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for method, path, status in [("GET", "/v1/nope", 404), ("GET", "/v1/embeddings", 405),
+                                 ("POST", "/v1/embeddings/", 404), ("GET", "/openapi.json", 404)]:  # fmt: skip
+        response = httpx.request(method, server.url + path, headers=headers, json={}, follow_redirects=False)
+        assert response.status_code == status, (path, response.status_code)
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    array = httpx.post(server.url + "/v1/embeddings", json=["a", "b"], headers=headers)
+    assert array.status_code == 400 and array.json()["error"]["message"].startswith("the body must be a JSON object")
+
+
 def test_64_concurrent_clients_get_their_own_vectors_in_shared_passes(server, local):
     texts = stsb_sentences(64)
     expected = local.encode_documents(texts)

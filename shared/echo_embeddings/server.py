@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import DynamicBatcher, QueueFull
 from .errors import InputError, TextTooLongError
@@ -95,7 +96,17 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
         yield
         batcher.close()  # uvicorn has finished every in-flight request by now
 
-    app = FastAPI(title="echo-embeddings", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No schema or docs pages (they would be open without the key), and no redirect for a trailing slash.
+    app = FastAPI(
+        title="echo-embeddings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+        redirect_slashes=False,
+    )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        metrics.requests.labels(str(error.status_code)).inc()
+        detail = f"{request.method} {request.url.path}: {error.detail}"
+        return ApiError(error.status_code, detail).response(headers=getattr(error, "headers", None))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -227,7 +238,8 @@ def _parse(raw: bytes) -> EmbeddingRequest:
     except ValidationError as error:
         first = error.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
-        raise ApiError(400, f"{param}: {first['msg']}", param=param) from None
+        message = f"{param}: {first['msg']}" if param else f"the body must be a JSON object: {first['msg']}"
+        raise ApiError(400, message, param=param) from None
 
 
 def _check_request(body: EmbeddingRequest, texts: list[str], name: str, dim: int, config: ServerConfig) -> None:
