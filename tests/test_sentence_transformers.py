@@ -175,3 +175,20 @@ def test_encode_runs_only_what_follows_the_shared_prefix(tiny_st, tiny_echo):
     full = max(len(item.input_ids) for item in tiny_echo.template_tokenizer(TEXTS[:2]))
     assert widths[-1] == full - prefix
     assert (rowwise_cos(tiny_st.encode(TEXTS), tiny_echo.encode(TEXTS)) >= 0.9999).all()
+
+
+def test_a_model_folder_loads_as_echo_and_a_damaged_config_is_named(tiny_model_dir, tmp_path):
+    from echo_embeddings import EchoEncoder
+
+    plain = load_sentence_transformer(str(tiny_model_dir), device=DEVICE)  # no modules.json: a causal LM's folder
+    expected = EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE).encode(TEXTS)
+    assert (rowwise_cos(plain.encode(TEXTS), expected) >= 0.9999).all()
+    saved = tmp_path / "saved"
+    plain.save(str(saved))
+    (saved / "echo_config.json").write_text("{broken")
+    for load in (
+        lambda: load_sentence_transformer(str(saved)),
+        lambda: SentenceTransformer(str(saved), trust_remote_code=True),
+    ):
+        with pytest.raises(ConfigError, match=rf"{saved}/echo_config.json: unreadable echo configuration"):
+            load()

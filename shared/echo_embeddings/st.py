@@ -171,14 +171,18 @@ class EchoTransformer(InputModule):
         **kwargs: Any,
     ) -> EchoTransformer:
         # The folder's echo_config.json is read by EchoConfig.create; for a hub model, fetch it here.
-        config = cls.load_config(
-            model_name_or_path,
-            subfolder=subfolder,
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            local_files_only=local_files_only,
-        )
+        try:
+            config = cls.load_config(
+                model_name_or_path,
+                subfolder=subfolder,
+                token=token,
+                cache_folder=cache_folder,
+                revision=revision,
+                local_files_only=local_files_only,
+            )
+        except json.JSONDecodeError as err:
+            where = Path(model_name_or_path, subfolder, CONFIG_FILE)
+            raise ConfigError(f"{where}: unreadable echo configuration ({err})") from None
         if "max_seq_length" in config:  # the key's name before every setting lived in this file
             config["max_length"] = config.pop("max_seq_length")
         hub = {"token": token, "revision": revision, "local_files_only": local_files_only, "subfolder": subfolder}
@@ -245,10 +249,18 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
 def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:
     """Load a saved echo ``SentenceTransformer`` (an :class:`EchoSentenceTransformer`) without ``trust_remote_code``.
 
-    Only this package's two module classes are trusted; any other custom class still needs the flag. Relies on
+    A causal LM's folder without ``modules.json`` gets the echo modules, as :func:`sentence_transformer` builds
+    them. Only this package's two module classes are trusted; any other custom class still needs the flag. Relies on
     ``SentenceTransformer._load_with_module_classes`` (private API of sentence-transformers 6, also used by its
     trainer), which this package's tests check.
     """
+    if Path(path).is_dir() and not (Path(path) / "modules.json").is_file():
+        # A causal LM's folder, not a saved SentenceTransformer: build the echo modules over it, as every other
+        # surface reads it (sentence-transformers would fall back to plain mean pooling).
+        unused = sorted(set(kwargs) - {"device"})
+        if unused:
+            raise ConfigError(f"{path} is a model folder, not a saved SentenceTransformer: {unused} do not apply")
+        return sentence_transformer(path, device=kwargs.get("device"))
     classes = {f"{cls.__module__}.{cls.__name__}": cls for cls in (EchoTransformer, EchoPooling)}
     return EchoSentenceTransformer._load_with_module_classes(path, classes, **kwargs)
 
