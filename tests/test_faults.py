@@ -3,6 +3,7 @@ clobbered or left half-written (issue: user faults)."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -231,6 +232,25 @@ def test_parquet_output_keeps_the_inputs_ids(tmp_path, capsys, tiny_model_dir):
     code, _, err = run(capsys, "embed", source, "-o", tmp_path / "out.parquet", "--model", tiny_model_dir)
     assert code == 0, err
     assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == ["doc-7", "doc-9"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            '{"id": 3, "text": "a"}\n{"id": "doc-9", "text": "b"}\n',
+            r":2: id 'doc-9' is a string, but line 1's is an int",
+        ),
+        ('{"id": "doc-7", "text": "a"}\n{"text": "b"}\n', r":2: id 1 is an int or none, but line 1's is a string"),
+        ('{"id": [1], "text": "a"}\n', r":1: id \[1\] is list: use a string or an int"),
+    ],
+)
+def test_ids_of_two_kinds_are_refused_before_the_model_loads(tmp_path, capsys, lines, message):
+    source = tmp_path / "ids.jsonl"
+    source.write_text(lines)
+    missing_model = tmp_path / "no-model"  # were it loaded first, its error would come first
+    code, _, err = run(capsys, "embed", source, "-o", tmp_path / "out.parquet", "--model", missing_model)
+    assert code == 2 and re.search(message, err) and not (tmp_path / "out.parquet").exists(), err
 
 
 # Outputs and signals

@@ -232,9 +232,26 @@ def _txt_rows(path: Path, field: str) -> Iterator[tuple[int, str]]:
 
 
 def _jsonl_rows(path: Path, field: str) -> Iterator[tuple[Any, str]]:
-    """``(id, text)``: the record's own ``id`` where it has one, else its row number."""
-    for row, record in enumerate(read_records(path, {field: str})):
-        yield record.get("id", row), record[field]
+    """``(id, text)``: the record's own ``id`` where it has one, else its row number. Ids are one kind in a file
+    (every row a string id, or every row an int id or none), so every output format can hold them."""
+    first: tuple[int, str] | None = None  # the line and kind of the first row's id
+    for row, (number, record) in enumerate(_json_objects(path)):
+        text = record.get(field)
+        if not isinstance(text, str):
+            problem = f"no field {field!r}" if field not in record else f"field {field!r} is {type(text).__name__}"
+            raise InputError(f"{path}:{number}: {problem}")
+        identifier = record.get("id", row)
+        kind = "a string" if isinstance(identifier, str) else "an int or none"
+        if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
+            raise InputError(
+                f"{path}:{number}: id {identifier!r:.40} is {type(identifier).__name__}: use a string or an int"
+            )
+        if first is None:
+            first = (number, kind)
+        elif kind != first[1]:
+            raise InputError(f"{path}:{number}: id {identifier!r:.40} is {kind}, but line {first[0]}'s is "
+                             f"{first[1]}: give every row a string id, or none an id")  # fmt: skip
+        yield identifier, text
 
 
 def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Iterator[tuple[list[Any], list[str]]]:
