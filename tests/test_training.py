@@ -319,6 +319,11 @@ def test_distill_command(lora_run, tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"title": "no text"}\n', encoding="utf-8")
     assert main(["distill", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "other"), *args]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    (tmp_path / "blank.txt").write_text("a text\n\n  \n", encoding="utf-8")
+    assert main(["distill", str(tmp_path / "blank.txt"), "-o", str(tmp_path / "other"), *args]) == 2
+    assert "blank.txt:2: a blank text" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    with pytest.raises(ConfigError, match=r"texts\[1\] is ' ', not a text"):
+        distill(["a text", " "], teacher=teacher, output_dir=tmp_path / "other")
 
 
 def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):

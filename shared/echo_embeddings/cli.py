@@ -343,7 +343,14 @@ def _distill(args: argparse.Namespace) -> None:
     from .files import read_texts
     from .training import distill
 
-    texts = [text for path in args.texts for _, chunk in read_texts(path, args.field) for text in chunk]
+    texts = []
+    for path in args.texts:
+        for ids, chunk in read_texts(path, args.field):
+            for row, text in zip(ids, chunk, strict=True):
+                if not text.strip():
+                    where = f"{path}:{row + 1}" if path.suffix in (".txt", ".jsonl") else f"{path}: row {row}"
+                    raise InputError(f"{where}: a blank text; distillation learns from texts")
+                texts.append(text)
     distill(texts, teacher=args.teacher, output_dir=args.output, **_training_settings(args))
     print(f"saved the student to {args.output}", file=sys.stderr)
 

@@ -53,6 +53,9 @@ def distill(
     texts = list(texts)
     if not texts:
         raise ConfigError("distill: no texts to learn from")
+    blank = next((i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()), None)
+    if blank is not None:
+        raise ConfigError(f"distill: texts[{blank}] is {texts[blank]!r:.40}, not a text to learn from")
 
     from datasets import Dataset
     from sentence_transformers.sentence_transformer.losses import MSELoss
