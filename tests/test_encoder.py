@@ -30,7 +30,7 @@ def test_mean_over_second_copy_matches_a_manual_forward(tiny_encoder):
     middle = tok("\nThe rewritten sentence:", add_special_tokens=False)["input_ids"]
     ids = head + text_ids + middle + text_ids
     with torch.inference_mode():
-        hidden = raw.model(input_ids=torch.tensor([ids], device=raw.device)).last_hidden_state[0]
+        hidden = raw.model(input_ids=torch.tensor([ids], device=raw.device)).last_hidden_state[0].float()
     expected = hidden[-len(text_ids) :].mean(0).cpu().numpy()
     np.testing.assert_allclose(raw.encode([text])[0], expected, rtol=1e-5, atol=FP32_NOISE)
 
@@ -40,7 +40,11 @@ def test_prompteol_pools_the_final_prompt_token(tiny_encoder):
     assert prompteol.pooling == "last"
     (item,) = prompteol.template_tokenizer(["hello there"])
     with torch.inference_mode():
-        hidden = prompteol.model(input_ids=torch.tensor([item.input_ids], device=prompteol.device)).last_hidden_state[0]
+        hidden = (
+            prompteol.model(input_ids=torch.tensor([item.input_ids], device=prompteol.device))
+            .last_hidden_state[0]
+            .float()
+        )
     assert item.pool_end < len(item.input_ids)  # the pooled text is not the end of the prompt
     np.testing.assert_allclose(
         prompteol.encode(["hello there"])[0], hidden[-1].cpu().numpy(), rtol=1e-5, atol=FP32_NOISE
@@ -51,7 +55,9 @@ def test_last_pooling_takes_the_final_pooled_token(tiny_encoder):
     last = tiny_encoder.with_settings(pooling="last", normalize=False)
     items = last.template_tokenizer(["hello there"])
     with torch.inference_mode():
-        hidden = last.model(input_ids=torch.tensor([items[0].input_ids], device=last.device)).last_hidden_state[0]
+        hidden = (
+            last.model(input_ids=torch.tensor([items[0].input_ids], device=last.device)).last_hidden_state[0].float()
+        )
     expected = hidden[items[0].pool_end - 1].cpu().numpy()
     np.testing.assert_allclose(last.encode(["hello there"])[0], expected, rtol=1e-5, atol=FP32_NOISE)
 
@@ -65,7 +71,7 @@ def test_mean_last_pools_the_span_and_the_final_token_together(tiny_encoder):
     for item, vector in zip(items, vectors, strict=True):
         with torch.inference_mode():
             ids = torch.tensor([item.input_ids], device=both.device)
-            hidden = both.model(input_ids=ids).last_hidden_state[0]
+            hidden = both.model(input_ids=ids).last_hidden_state[0].float()
         rows = [*range(item.pool_start, item.pool_end), len(item.input_ids) - 1]
         np.testing.assert_allclose(vector, hidden[rows].mean(0).cpu().numpy(), rtol=1e-5, atol=FP32_NOISE)
 
@@ -78,7 +84,9 @@ def test_mean_plus_last_adds_the_unit_span_mean_and_the_unit_final_state(tiny_en
     vectors = both.encode(texts)
     for item, vector in zip(items, vectors, strict=True):
         with torch.inference_mode():
-            hidden = both.model(input_ids=torch.tensor([item.input_ids], device=both.device)).last_hidden_state[0]
+            hidden = (
+                both.model(input_ids=torch.tensor([item.input_ids], device=both.device)).last_hidden_state[0].float()
+            )
         mean, last = hidden[item.pool_start : item.pool_end].mean(0), hidden[-1]
         expected = (mean / mean.norm() + last / last.norm()).cpu().numpy()
         np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=FP32_NOISE)
@@ -95,10 +103,10 @@ def test_bidirectional_attention_is_a_separate_model_that_sees_later_tokens(tiny
     for item, vector in zip(both_ways.template_tokenizer(texts), both_ways.encode(texts), strict=True):
         ids = torch.tensor([item.input_ids], device=both_ways.device)
         with torch.inference_mode():
-            hidden = both_ways.model(input_ids=ids).last_hidden_state[0]
+            hidden = both_ways.model(input_ids=ids).last_hidden_state[0].float()
             changed = ids.clone()
             changed[0, -1] = (changed[0, -1] + 1) % both_ways.model.config.vocab_size
-            moved = both_ways.model(input_ids=changed).last_hidden_state[0]
+            moved = both_ways.model(input_ids=changed).last_hidden_state[0].float()
         assert not torch.allclose(hidden[0], moved[0], atol=1e-4)  # the first token sees the last one
         expected = hidden[item.pool_start : item.pool_end].mean(0).cpu().numpy()
         np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=FP32_NOISE)
@@ -195,9 +203,12 @@ def test_concurrent_calls_match_sequential(tiny_encoder):
 
 
 def test_models_are_shared(tiny_model_dir, tiny_encoder):
-    again = EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE, template="classical")
+    dtype = str(tiny_encoder.model.dtype).removeprefix("torch.")
+    again = EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE, dtype=dtype, template="classical")
     assert again.model is tiny_encoder.model
-    assert load_model(str(tiny_model_dir), device=DEVICE, dtype="float32").model is tiny_encoder.model
+    assert load_model(str(tiny_model_dir), device=DEVICE, dtype=dtype).model is tiny_encoder.model
+    other = "bfloat16" if dtype == "float32" else "float32"
+    assert load_model(str(tiny_model_dir), device=DEVICE, dtype=other).model is not tiny_encoder.model
 
 
 @pytest.mark.parametrize(
@@ -282,7 +293,9 @@ def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, in
     batch = collate(encoder.template_tokenizer(texts, query=True, instruction=instruction), pad_id=0)
     batch = {key: value.to(encoder.device) for key, value in batch.items()}
     with torch.inference_mode():
-        hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = encoder.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state.float()
     full = pool(hidden, batch["pool_mask"], batch["attention_mask"], "mean").cpu().numpy()
     cached = encoder.encode_queries(texts, instruction=instruction, batch_size=4)
     for a, b in zip(full, cached, strict=True):
