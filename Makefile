@@ -79,7 +79,8 @@ gpu-bundle: setup
 # On a CUDA machine with torch/transformers/sentence-transformers/peft (no venv there): tests on the GPU, parity,
 # 7B-scale speed and a bf16 training run in about 6 minutes; writes benchmarks/results/gpu.json.
 gpu-check:
-	python3 -m pip install --quiet --no-index --find-links .gpu-bundle/wheels pydantic platformdirs sentencepiece protobuf pytest-asyncio
+	python3 -m pip install --quiet --no-index --find-links .gpu-bundle/wheels pydantic platformdirs sentencepiece protobuf \
+	  pytest-asyncio datasets
 	python3 benchmarks/gpu_check.py
 
 # The documentation site (MkDocs, Material, mkdocstrings) into site/; strict: a broken link or reference fails.

@@ -3,7 +3,7 @@
 1. parity: the SmolLM2-135M architecture with seeded random weights on 256 STS-B sentences: CUDA fp32 vs CPU fp32,
    CUDA bf16 vs CPU fp32 (min and mean cosine), and the prefix-cached forward vs the whole forward on CUDA;
 2. speed: a Mistral-7B-shaped model (its published config; the bundled tokenizer's vocabulary) with random bf16
-   weights made on the GPU, on sentences and on 512-token documents: echo, classical and plain texts/s and
+   weights made on the GPU, on sentences, 512-token and 2,048-token documents: echo, classical and plain texts/s and
    tokens/s in one run, echo/plain time, TFLOP/s against the card's measured bf16 matmul peak, peak memory, and
    the ``batch_size`` that gives the most throughput within memory;
 3. training: a few dozen steps of the fine-tuning recipe (NLI triplets) on the 135M architecture in bf16, in
@@ -39,6 +39,10 @@ from measure import ForwardCounter, device_name, gemm_peak  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 BUNDLE = ROOT / ".gpu-bundle"
 BUNDLE_WHEELS = ["pydantic", "platformdirs", "sentencepiece", "protobuf", "pytest-asyncio"]
+BUNDLE_NO_DEPS = ["datasets", "dill", "multiprocess", "xxhash"]
+"""The training step's ``datasets`` (sentence-transformers' trainer imports it) and what it needs beyond the image
+(pandas, pyarrow, fsspec and the hub are there), at the lock's versions and without their own dependencies, which
+would bring the image's packages again, past the 64 MiB a call carries."""
 TEST_FILES = ["test_encoder.py", "test_causality.py", "test_tokenization.py", "test_templates.py",
               "test_sentence_transformers.py", "test_training.py"]  # fmt: skip
 
@@ -166,19 +170,22 @@ def speed(tokenizer, texts: dict, device: str, tiny: bool) -> dict:
     counter = ForwardCounter(model, linear)
     peak = gemm_peak(256 if tiny else 8192, device=device, dtype=dtype)
     echo = EchoEncoder(LoadedModel(model, tokenizer, "mistral-7b-shaped (random)", {}))
-    doc_tokens = 64 if tiny else 512
+    doc_tokens, long_tokens = (64, 128) if tiny else (512, 2048)
     documents = _documents(tokenizer, texts["documents"], doc_tokens, 8 if tiny else 256)
+    long_documents = _documents(tokenizer, texts["documents"], long_tokens, 4 if tiny else 32)
     sentences = texts["sentences"][: 16 if tiny else 1024]
     arms = {}
-    for kind, batch, length in (("sentences", sentences, 128), ("documents", documents, doc_tokens)):
+    kinds = (("sentences", sentences, 128), ("documents", documents, doc_tokens),
+             ("long_documents", long_documents, long_tokens))  # fmt: skip
+    for kind, batch, length in kinds:
         for name, template in (("plain", "{text}"), ("classical", "classical"), ("echo", "echo")):
-            encoder = echo.with_settings(template=template, max_length=2 * length + 64)
+            encoder = echo.with_settings(template=template, max_text_tokens=length)
             arms[f"{kind}/{name}"] = _timed(encoder, batch, counter, device, peak, batch_size=32)
         arms[f"{kind}/echo_vs_plain_time"] = (
             arms[f"{kind}/plain"]["texts_per_second"] / arms[f"{kind}/echo"]["texts_per_second"]
         )
     sweep = []
-    encoder = echo.with_settings(max_length=2 * doc_tokens + 64)
+    encoder = echo.with_settings(max_text_tokens=doc_tokens)
     for batch_size in (8, 16, 32, 64, 128, 256):
         try:
             sweep.append(
@@ -282,6 +289,9 @@ def make_bundle(bundle: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(bundle / "wheels"),
                     "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", *platforms,
                     *BUNDLE_WHEELS], check=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(bundle / "wheels"), "--no-deps",
+                    "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", *platforms,
+                    "-c", str(ROOT / "constraints.txt"), *BUNDLE_NO_DEPS], check=True)  # fmt: skip
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     print(f"{bundle}: {size / 2**20:.1f} MiB")
 
