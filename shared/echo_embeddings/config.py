@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from . import DEFAULT_MODEL
 from .errors import ConfigError
 from .templates import PoolingName, Template, resolve_template, template_spec
+from .tokenization import TruncationName
 
 CONFIG_FILE = "echo_config.json"
 """The file in a model folder that holds its :data:`FOLDER_KEYS`."""
@@ -36,7 +37,6 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
 """Device types a model can be put on by name (with an index: ``cuda:1``)."""
 DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")
 """The floating-point dtypes a model can run in, by name (``torch.`` prefix accepted); auto: the device's default."""
-TruncationName = Literal["head", "tail", "error", "windows"]
 
 DEFAULT_MAX_TEXT_TOKENS = 2048
 """Tokens of a text read by default: twice LlamaIndex's default node (1,024 tokens) and LangChain's default split

@@ -84,9 +84,9 @@ class EchoEncoder:
         string or a mapping), ``pooling`` (default: the template's), ``max_text_tokens`` (tokens of a text read),
         ``max_length`` (the whole sequence: template and every copy), ``truncation``, ``normalize``,
         ``batch_size``, ``query_instruction``, ``document_instruction``, ``device``, ``dtype``, ``model_kwargs``
-        (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model
-        folder's own ``echo_config.json`` (a fine-tuned model's) supplies the defaults. The loaded model is shared
-        with any other encoder that loaded the same one. ``show_progress`` shows transformers' loading bar.
+        (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model folder's own ``echo_config.json`` (a
+        fine-tuned model's) supplies the defaults. The loaded model is shared with any other encoder that loaded
+        the same one. ``show_progress`` shows transformers' loading bar.
         """
         config = EchoConfig.create(model_name, **settings)
         loaded = load_model(config.model_name, **config.loading_options(), show_progress=show_progress)
