@@ -257,3 +257,32 @@ def test_server_truncation_modes(tiny_model_dir, long_texts):
         tail.stop()
     expected = reference(tiny_model_dir, long_texts, truncation="tail", template="echo")
     np.testing.assert_allclose([d["embedding"] for d in data], expected, atol=1e-5)
+
+
+def test_late_chunking_from_langchain_and_llamaindex(tiny_model_dir):
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from langchain_echo import EchoEmbeddings
+    from llamaindex_echo import EchoEmbedding, EchoLateChunking
+
+    sentences = stsb_sentences(12)
+    document = " ".join(sentences)
+    settings = dict(model_name=str(tiny_model_dir), device="cpu", template="echo")
+    expected = EchoEmbeddings(**settings).encoder.encode_chunks([document], [find_spans(document, sentences)])[0]
+    vectors = EchoEmbeddings(**settings).embed_late_chunks(document, sentences)
+    assert isinstance(vectors[0][0], float)
+    np.testing.assert_allclose(vectors, expected, atol=FP32_NOISE)
+
+    embed_model = EchoEmbedding(**settings)
+    splitter = SentenceSplitter(chunk_size=24, chunk_overlap=0)
+    late = EchoLateChunking(embed_model=embed_model, splitter=splitter)
+    index = VectorStoreIndex.from_documents([Document(text=document)], embed_model=embed_model, transformations=[late])
+    nodes = sorted(index.docstore.docs.values(), key=lambda node: node.start_char_idx)
+    assert len(nodes) > 2
+    spans = [(node.start_char_idx, node.end_char_idx) for node in nodes]
+    by_hand = embed_model.encoder.encode_chunks([document], [spans])[0]
+    stored = index.vector_store.to_dict()["embedding_dict"]
+    np.testing.assert_allclose([stored[node.node_id] for node in nodes], by_hand, atol=FP32_NOISE)
+    with pytest.raises(InputError, match="takes Documents"):
+        late(nodes)
