@@ -282,7 +282,8 @@ def _memory(field: str) -> int:
 
 def write_report(results: dict, out: Path) -> None:
     lines = ["# Long inputs (default model, CPU, fp32)", ""]
-    lines += [f"Commands: {'; '.join('`' + r['command'] + '`' for r in results['runs'])}", ""]
+    lines += ["Runs:", *[f"- `{r['command']}`: {', '.join(r['sections'])}" + (f" ({r['note']})" if "note" in r else "")
+                         for r in results["runs"]], ""]  # fmt: skip
     if "needle" in results:
         section = results["needle"]
         title = (f"## Needle in a long document ({section['claims']} claims, documents of "
@@ -295,13 +296,13 @@ def write_report(results: dict, out: Path) -> None:
         ]
         for name, row in section["by position (1, 2, 3)"].items():
             cells = " | ".join(f"{v:.1f}" for v in row["ndcg@10"])
-            lines.append(f"| {name} | {cells} | {row['tokens read'][0]} |")
+            lines.append(f"| {name.replace(' | ', ', ')} | {cells} | {row['tokens read'][0]} |")
         lines += ["", "![nDCG@10 by the relevant abstract's position](needle.png)", ""]
         plot_needle(section, out / "needle.png")
     for key, title in (("scifact", "SciFact test, every abstract whole"), ("late", "Late chunking")):
         if key in results:
             lines += [f"## {title}", "", "| arm | nDCG@10 |", "|---|---:|"]
-            lines += [f"| {name} | {score} |" for name, score in results[key]["ndcg@10"].items()]
+            lines += [f"| {name.replace(' | ', ', ')} | {score} |" for name, score in results[key]["ndcg@10"].items()]
             lines += ["", ", ".join(f"{k}: {v}" for k, v in results[key].items() if k != "ndcg@10"), ""]
     if "llamaindex" in results:
         section = results["llamaindex"]
