@@ -64,13 +64,7 @@ class EchoEncoder:
         self.template: Template = config.resolved_template
         self.pooling: PoolingName = config.resolved_pooling
         self._loaded = loaded
-        self.template_tokenizer = TemplateTokenizer(
-            loaded.tokenizer,
-            self.template,
-            config.max_length or position_limit(loaded),
-            max_text_tokens=config.max_text_tokens,
-            truncation=config.truncation,
-        )
+        self.template_tokenizer = template_tokenizer(loaded, config)
         self._prefix_cache = PrefixCache(loaded.model)
         self._packs = can_pack(loaded.model, self.template_tokenizer.longest())
 
@@ -201,9 +195,7 @@ class EchoEncoder:
         which texts were cut, in place of the warning.
         """
         texts = check_texts(texts)
-        batch_size = self.config.batch_size if batch_size is None else batch_size
-        if type(batch_size) is not int or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = self._batch_size(batch_size)
         instruction = self._instruction(query, instruction)
         self.template_tokenizer.check_lengths(texts, query=query, instruction=instruction)
         budget = self.template_tokenizer.budget(query=query, instruction=instruction)
@@ -281,6 +273,13 @@ class EchoEncoder:
         instruction = self._instruction(query, instruction)
         self.template_tokenizer.check_lengths(check_texts(texts), query=query, instruction=instruction, name=name)
 
+    def _batch_size(self, batch_size: int | None) -> int:
+        """``batch_size``, or the config's when None; a ConfigError unless it is a positive int."""
+        batch_size = self.config.batch_size if batch_size is None else batch_size
+        if type(batch_size) is not int or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        return batch_size
+
     def _instruction(self, query: bool, instruction: str | None) -> str | None:
         """``instruction``, or the config's for the form when None (the template's own then applies)."""
         if instruction is not None:
@@ -318,27 +317,28 @@ class EchoEncoder:
             check_spans(doc_spans, len(doc), d) for d, (doc, doc_spans) in enumerate(zip(documents, spans, strict=True))
         ]
         budget = self.template_tokenizer.budget(instruction=instruction)
+        batch_size = self._batch_size(batch_size)
         items: list[ModelInput] = []
-        chunk_rows: list[tuple[int, int, int, int, int]] = []  # (item, document, chunk, first token, end token)
+        chunk_rows: list[list[tuple[int, int, int, int, int]]] = []  # per item: (item, document, chunk, first, end)
         truncated = 0
         for d, doc in enumerate(documents):
             ids, offsets = self.template_tokenizer.with_offsets(doc, instruction=instruction)
             for window in plan_windows(token_spans(offsets, checked[d], d), len(ids), budget):
                 item = self.template_tokenizer.build(ids[window.start : window.end], instruction=instruction, text=d)
                 truncated += window.truncated
-                for chunk, (first, end) in zip(window.chunks, window.spans, strict=True):
-                    chunk_rows.append((len(items), d, chunk, item.pool_start + first, item.pool_start + end))
+                chunk_rows.append(
+                    [(len(items), d, chunk, item.pool_start + first, item.pool_start + end)
+                     for chunk, (first, end) in zip(window.chunks, window.spans, strict=True)]
+                )  # fmt: skip
                 items.append(item)
         prefix = self.template_tokenizer.shared_prefix(instruction=instruction) if is_causal(self.model) else ()
         out = [np.empty((len(doc_spans), self.dim), dtype=np.float32) for doc_spans in checked]
-        batch_size = self.config.batch_size if batch_size is None else batch_size
         from tqdm.auto import tqdm
 
         lengths = [len(item.input_ids) for item in items]
         with tqdm(total=len(items), disable=not show_progress, unit="window", desc="Late chunking") as bar:
             for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
-                members = set(batch)
-                rows = [row for row in chunk_rows if row[0] in members]
+                rows = [row for i in batch for row in chunk_rows[i]]
                 for row, vector in zip(rows, self._pool_chunks(prefix, batch, items, rows), strict=True):
                     out[row[1]][row[2]] = vector
                 bar.update(len(batch))
@@ -397,6 +397,18 @@ class EchoEncoder:
 
 def _from_recipe(load_kwargs: dict[str, Any], config: EchoConfig) -> EchoEncoder:
     return EchoEncoder(load_model(config.model_name, **load_kwargs), config=config)
+
+
+def template_tokenizer(loaded: LoadedModel, config: EchoConfig, max_length: int | None = None) -> TemplateTokenizer:
+    """The template tokenizer ``config`` asks for on ``loaded``; ``max_length`` overrides the whole-sequence bound
+    (else the config's, else the model's position limit)."""
+    return TemplateTokenizer(
+        loaded.tokenizer,
+        config.resolved_template,
+        max_length or config.max_length or position_limit(loaded),
+        max_text_tokens=config.max_text_tokens,
+        truncation=config.truncation,
+    )
 
 
 def position_limit(loaded: LoadedModel) -> int | None:

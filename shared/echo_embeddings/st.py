@@ -27,7 +27,7 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 from . import __version__
 from .batching import collate
 from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig
-from .encoder import check_max_length, position_limit
+from .encoder import check_max_length, template_tokenizer
 from .errors import ConfigError
 from .files import follow_umask
 from .models import is_causal, load_model
@@ -84,13 +84,7 @@ class EchoTransformer(InputModule):
     def _tokenizer_for(self, max_length: int | None) -> TemplateTokenizer:
         """The template tokenizer for a whole-sequence bound (None: the config's, else the model's positions)."""
         if max_length not in self._tokenizers:
-            self._tokenizers[max_length] = TemplateTokenizer(
-                self.tokenizer,
-                self.template,
-                max_length or self.echo_config.max_length or position_limit(self._loaded),
-                max_text_tokens=self.echo_config.max_text_tokens,
-                truncation=self.echo_config.truncation,
-            )
+            self._tokenizers[max_length] = template_tokenizer(self._loaded, self.echo_config, max_length)
         return self._tokenizers[max_length]
 
     def get_config_dict(self) -> dict[str, Any]:

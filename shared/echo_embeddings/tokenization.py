@@ -128,7 +128,7 @@ class TemplateTokenizer:
         compiled = self._compile(query, instruction)
         limit = self._limit(compiled)
         out = []
-        for i, ids in enumerate(self._ids([compiled.text_prefix + t if t else t for t in texts])):
+        for i, ids in enumerate(self._text_ids(compiled, texts)):
             if not ids:  # nothing to pool: stand the EOS token in for the text, in every copy
                 ids = [self.eos_id]
             n = len(ids)
@@ -194,7 +194,7 @@ class TemplateTokenizer:
             return
         for start in range(0, len(texts), 1024):
             chunk = texts[start : start + 1024]
-            for i, ids in enumerate(self._ids([compiled.text_prefix + t if t else t for t in chunk])):
+            for i, ids in enumerate(self._text_ids(compiled, chunk)):
                 if len(ids) > limit:
                     raise self._too_long(name, start + i, len(ids), limit, chunk[i])
 
@@ -233,6 +233,10 @@ class TemplateTokenizer:
     def shared_prefix(self, *, query: bool = False, instruction: str | None = None) -> tuple[int, ...]:
         """The token ids that every input of this form (and instruction) starts with."""
         return self._compile(query, instruction).shared_prefix
+
+    def _text_ids(self, compiled: _CompiledPattern, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text as spliced into ``compiled``'s copies (a space moved onto it where the pattern says)."""
+        return self._ids([compiled.text_prefix + t if t else t for t in texts])
 
     def _ids(self, strings: list[str]) -> list[list[int]]:
         if not strings:
