@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from echo_embeddings.config import EchoConfig
 from echo_embeddings.settings import EncoderSettings, single_text
+
+ENCODE_KWARGS = {
+    "batch_size": "batch_size",
+    "normalize_embeddings": "normalize",
+    "truncate_dim": "truncate_dim",
+    "precision": "precision",
+    "show_progress_bar": "show_progress",
+}
+"""``encode_kwargs`` keys (sentence-transformers' ``encode`` options) and the settings they set; ``prompt`` sets
+``document_instruction``, and in ``query_encode_kwargs`` ``query_instruction``."""
+SHARED_BY_QUERIES = {"normalize", "truncate_dim", "precision"}
+"""Settings ``query_encode_kwargs`` may repeat but not change: queries and documents share one encoder, so that
+their vectors compare."""
 
 
 class EchoEmbeddings(EncoderSettings, Embeddings):
@@ -25,14 +39,55 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
     Every :class:`echo_embeddings.config.EchoConfig` setting is a field; ``model`` and ``normalize_embeddings``
     are accepted for ``model_name`` and ``normalize``. ``embed_documents`` uses the template's document form and
     ``embed_query`` its query form. Vectors are L2-normalized by default, unlike ``HuggingFaceEmbeddings``.
-    Instances with the same model, device and dtype share one loaded model. The async methods run the sync ones in
-    an executor thread, off the event loop.
+    ``HuggingFaceEmbeddings``' ``encode_kwargs`` and ``query_encode_kwargs`` are read as settings (see
+    :data:`ENCODE_KWARGS`); a key with no echo meaning is refused. :attr:`fingerprint` identifies the vectors (a
+    cache's namespace). Instances with the same model, device and dtype share one loaded model. The async methods
+    run the sync ones in an executor thread, off the event loop.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     aliases: ClassVar[dict[str, str]] = {"model": "model_name", "normalize_embeddings": "normalize"}
 
     show_progress: bool = Field(default=False, description="Show a progress bar while embedding.")
+    encode_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="HuggingFaceEmbeddings' encode options, read as settings (ENCODE_KWARGS)."
+    )
+    query_encode_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="The same for queries: prompt is the query instruction."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encode_kwargs_as_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key, value in (data.get("encode_kwargs") or {}).items():
+            name = {**ENCODE_KWARGS, "prompt": "document_instruction"}.get(key)
+            if name is None:
+                raise ValueError(
+                    f"encode_kwargs[{key!r}] has no echo equivalent; accepted: prompt, {', '.join(ENCODE_KWARGS)}"
+                )
+            if name in data and data[name] != value:
+                raise ValueError(f"encode_kwargs[{key!r}] and {name!r} are the same setting, with different values")
+            data[name] = value
+        for key, value in (data.get("query_encode_kwargs") or {}).items():
+            if key == "prompt":
+                if data.setdefault("query_instruction", value) != value:
+                    raise ValueError("query_encode_kwargs['prompt'] and 'query_instruction' differ: give one")
+                continue
+            name = ENCODE_KWARGS.get(key)
+            if name not in SHARED_BY_QUERIES:
+                raise ValueError(
+                    f"query_encode_kwargs[{key!r}] has no echo equivalent for queries; accepted: prompt, "
+                    f"{', '.join(k for k, v in ENCODE_KWARGS.items() if v in SHARED_BY_QUERIES)}"
+                )
+            if value != data.get(name, EchoConfig.model_fields[name].default):
+                raise ValueError(
+                    f"query_encode_kwargs[{key!r}]={value!r} differs from the documents' setting: "
+                    "queries and documents share one encoder, so that their vectors compare"
+                )
+        return data
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -15,6 +15,18 @@ from echo_embeddings.config import EchoConfig
 from echo_embeddings.settings import EncoderSettings, single_text
 from echo_embeddings.texts import check_texts
 
+REFUSED_HUGGINGFACE_ARGUMENTS = {
+    "model": "pass model_name: EchoEmbedding loads (and shares) the model itself",
+    "tokenizer": "pass model_name: echo reads the model's own tokenizer",
+    "parallel_process": "one model per process; for several devices, embed with echo_embeddings.ray.embed_dataset",
+    "target_devices": "one model per process; for several devices, embed with echo_embeddings.ray.embed_dataset",
+    "tokenizer_kwargs": "the tokenizer is the model's own, read through the template",
+    "config_kwargs": "use model_kwargs (passed to AutoModel.from_pretrained)",
+}
+"""``HuggingFaceEmbedding`` arguments with no echo equivalent, each refused with its reason. Its others are
+honoured: ``trust_remote_code`` and ``revision`` go into ``model_kwargs``, ``tokenizer_name`` may repeat
+``model_name``, ``backend`` may be "torch", ``pooling`` may be LlamaIndex's enum."""
+
 
 class EchoEmbedding(EncoderSettings, BaseEmbedding):
     """Echo embeddings from any causal (decoder-only) LM: the text goes in the prompt twice and the second copy's
@@ -30,6 +42,8 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
 
     Every :class:`echo_embeddings.config.EchoConfig` setting is a field; ``text_instruction`` is accepted for
     ``document_instruction``, and LlamaIndex's ``embed_batch_size`` is ``batch_size`` (either may be given).
+    ``HuggingFaceEmbedding``'s other arguments are honoured or refused (:data:`REFUSED_HUGGINGFACE_ARGUMENTS`).
+    :attr:`fingerprint` identifies the vectors.
     Queries use the template's query form, texts its document form. Instances with the same model, device and
     dtype share one loaded model, and a pickled or ``to_dict`` copy reuses it in the same process.
     """
@@ -38,6 +52,29 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
     aliases: ClassVar[dict[str, str]] = {"text_instruction": "document_instruction"}
 
     show_progress_bar: bool = Field(default=False, description="Show the encoder's progress bar.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _huggingface_arguments(cls, data: Any) -> Any:
+        # HuggingFaceEmbedding's constructor arguments that are not settings of ours: honoured, or refused.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in ("trust_remote_code", "revision"):
+            if key in data:
+                data["model_kwargs"] = {**(data.get("model_kwargs") or {}), key: data.pop(key)}
+        tokenizer = data.pop("tokenizer_name", None)
+        if tokenizer is not None and tokenizer != data.get("model_name"):
+            raise ValueError(f"tokenizer_name={tokenizer!r}: echo reads the model's own tokenizer")
+        if data.get("backend", "torch") != "torch":
+            raise ValueError(f"backend={data['backend']!r}: EchoEmbedding runs the model in torch")
+        data.pop("backend", None)
+        if "pooling" in data:
+            data["pooling"] = getattr(data["pooling"], "value", data["pooling"])  # LlamaIndex's Pooling enum
+        for key, reason in REFUSED_HUGGINGFACE_ARGUMENTS.items():
+            if data.get(key) is not None:
+                raise ValueError(f"{key}: {reason}")
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from echo_embeddings import EchoEncoder, load_model
+from echo_embeddings import BASE_MODEL, EchoEncoder, load_model
 
 HERE = Path(__file__).parent
 DATA = HERE / "data" / "mini"
@@ -18,7 +18,7 @@ DATA = HERE / "data" / "mini"
 STSB_TRAIN = DATA / "sts" / "stsb-train.jsonl"
 DEVICE = os.environ.get("ECHO_TEST_DEVICE", "cpu")
 """Where the tiny-model tests run: cpu, or cuda for the GPU check (benchmarks/gpu_check.py)."""
-DEFAULT_MODEL_FIXTURES = {"default_encoder", "smollm_tokenizer", "default_embeddings"}
+DEFAULT_MODEL_FIXTURES = {"default_encoder", "zero_shot_encoder", "smollm_tokenizer", "default_embeddings"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,8 +45,14 @@ def stsb_sentences(n: int) -> list[str]:
 
 @pytest.fixture(scope="session")
 def default_encoder() -> EchoEncoder:
-    """SmolLM2-135M-Instruct, the default model, on CPU in fp32."""
+    """The default model (SmolLM2-135M-Instruct fine-tuned by the recipe), on CPU in fp32."""
     return EchoEncoder.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def zero_shot_encoder() -> EchoEncoder:
+    """SmolLM2-135M-Instruct untrained (the default model's base), read zero-shot, on CPU in fp32."""
+    return EchoEncoder.from_pretrained(BASE_MODEL)
 
 
 @pytest.fixture(scope="session")

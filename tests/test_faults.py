@@ -20,7 +20,9 @@ from echo_embeddings import EchoEncoder, TruncationWarning, load_model
 from echo_embeddings.cli import main
 from echo_embeddings.errors import EchoEmbeddingsError, InputError, ModelError
 from echo_embeddings.files import read_texts
-from echo_embeddings.models import MANIFEST, _intact, bundled_default_gguf, converted_gguf
+from echo_embeddings.model_cache import MANIFEST, converted_gguf
+from echo_embeddings.model_cache import intact as _intact
+from echo_embeddings.models import bundled_base_gguf
 
 from .conftest import stsb_sentences
 
@@ -54,7 +56,7 @@ def one_error_line(err: str) -> str:
     ids=["truncated-weights", "broken-config", "missing-weights", "truncated-tokenizer"],
 )
 def test_a_damaged_converted_cache_is_detected(tmp_path, damage):
-    converted = converted_gguf(bundled_default_gguf())
+    converted = converted_gguf(bundled_base_gguf())
     copy = tmp_path / converted.name  # a copy: the user's cache is never touched
     shutil.copytree(converted, copy)
     assert _intact(copy)
@@ -64,15 +66,15 @@ def test_a_damaged_converted_cache_is_detected(tmp_path, damage):
 
 def test_a_damaged_cache_is_rebuilt_on_load(tmp_path):
     cache = tmp_path / "cache"
-    converted = converted_gguf(bundled_default_gguf())
+    converted = converted_gguf(bundled_base_gguf())
     shutil.copytree(converted, cache / "gguf" / converted.name)
     weights = cache / "gguf" / converted.name / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     env = {**os.environ, "ECHO_EMBEDDINGS_CACHE": str(cache)}
-    code = "from echo_embeddings import EchoEncoder; print(EchoEncoder.from_pretrained().encode(['ok']).shape)"
+    code = "import echo_embeddings as e; print(e.EchoEncoder.from_pretrained(e.BASE_MODEL).encode(['ok']).shape)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "(1, 576)" in result.stdout, result.stderr[-2000:]
-    assert "is damaged; converting" in result.stderr and _intact(cache / "gguf" / converted.name)
+    assert "is damaged; building it again" in result.stderr and _intact(cache / "gguf" / converted.name)
     from echo_embeddings.files import current_umask
 
     modes = {oct(path.stat().st_mode & 0o777) for path in (cache / "gguf" / converted.name).iterdir()}
@@ -351,6 +353,6 @@ def test_loading_prints_no_progress_bar_unless_asked(tiny_model_dir):
 
 
 def test_manifest_is_written_last(tmp_path):
-    converted = converted_gguf(bundled_default_gguf())
+    converted = converted_gguf(bundled_base_gguf())
     manifest = json.loads((converted / MANIFEST).read_text())
     assert set(manifest) == {p.name for p in Path(converted).iterdir() if p.is_file() and p.name != MANIFEST}

@@ -104,7 +104,7 @@ async def test_async_bad_inputs_name_the_index(tiny_embedding):
         ({"embed_batch_size": 5000}, "less than or equal to 2048"),
         ({"batch_size": 8, "embed_batch_size": 16}, "'embed_batch_size' and 'batch_size' are the same setting"),
         ({"pooling": "cls"}, "'mean', 'last', 'mean-last' or 'mean\\+last'"),
-        ({"model": "x", "normalize_embeddings": False}, "Extra inputs are not permitted"),
+        ({"normalize_embeddings": False}, "Extra inputs are not permitted"),
         ({"model_kwargs": {"device": "cpu"}}, "use device= instead"),
     ],
 )

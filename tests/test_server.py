@@ -24,15 +24,18 @@ TEXTS = ["A man is playing a guitar.", "Someone plays the guitar on stage.", "A 
 
 
 class Server:
-    """``echo-embeddings serve`` in a subprocess on a free loopback port; ready once /health answers."""
+    """``echo-embeddings serve`` in a subprocess on a free loopback port; ready once /health answers. With a model
+    folder, read with echo-instruct and served as NAME; with None, the default model and settings."""
 
     def __init__(self, model_dir, *options: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", str(model_dir), "--device", "cpu"]
-        command += ["--template", "echo-instruct", "--served-model-name", NAME, "--port", str(self.port), *options]
+        command = [sys.executable, "-m", "echo_embeddings.cli", "serve", "--device", "cpu", "--port", str(self.port)]
+        if model_dir is not None:
+            command += ["--model", str(model_dir), "--template", "echo-instruct", "--served-model-name", NAME]
+        command += options
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -128,7 +131,7 @@ def test_langchain_and_llamaindex_openai_clients(server, local):
         ({"model": NAME, "input": 5}, KEY, 400, "input"),
         ({"model": NAME, "input": ["ok", None]}, KEY, 400, "input"),
         ({"model": NAME, "input": "x", "encoding_format": "int8"}, KEY, 400, "encoding_format"),
-        ({"model": NAME, "input": "x", "dimensions": 7}, KEY, 400, "dimensions=7: this model's embeddings have 64"),
+        ({"model": NAME, "input": "x", "dimensions": 7}, KEY, 400, "dimensions=7: this model was trained for [64]"),
         ({"model": NAME, "input": [[1, 2, 3]]}, KEY, 400, "token-id arrays are not supported"),
         ({"model": NAME, "input": []}, KEY, 400, "input is empty"),
         ({"model": "gpt-4", "input": "x"}, KEY, 404, "model 'gpt-4' is not served here"),

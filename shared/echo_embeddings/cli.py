@@ -13,7 +13,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from . import __version__
+from . import BASE_MODEL, __version__
 from .config import validated
 from .errors import ConfigError, EchoEmbeddingsError, MissingDependencyError, TextTooLongError, TrainingDataError
 from .extras import missing_dependency
@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--query", action="store_true", help="use the template's query form")
     embed.add_argument("--instruction", default=None, help="instruction for the template's {instruction} slot")
     _model_options(embed, single_template=True)
+    embed.add_argument(
+        "--quantization-ranges",
+        type=Path,
+        default=None,
+        help="--precision int8/uint8: a JSON file of [minimums, maximums] per dimension "
+        "(EchoEncoder.quantization_ranges of a sample of the corpus)",
+    )
     distributed = embed.add_argument_group(
         "Ray", "with --ray, INPUT is a Parquet or JSONL file or folder and OUTPUT a folder of Parquet files"
     )
@@ -167,7 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     from .config import EchoConfig
 
     for name in ("model_name", "device"):
-        ablations.add_argument(SETTING_OPTIONS[name], **_option(name, EchoConfig.model_fields[name]))
+        kwargs = _option(name, EchoConfig.model_fields[name])
+        if name == "model_name":  # the paper's ablations read untrained models
+            kwargs.update(default=BASE_MODEL, help=f"the model, read zero-shot. Default: {BASE_MODEL}")
+        ablations.add_argument(SETTING_OPTIONS[name], **kwargs)
     ablations.add_argument("--other-model", action="append", default=[], help="another model to compare (repeatable)")
     ablations.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and the plots")
     from .evaluation.ablations import SECTIONS, Sizes
@@ -211,7 +221,7 @@ def _parser() -> argparse.ArgumentParser:
         help="rows drawn from one recipe source, e.g. nli=600 or stsb-scores=1600 (an unknown source's error lists "
         "them); repeatable",
     )
-    _model_options(train, single_template=True)
+    _model_options(train, single_template=True, defaults={"model_name": f"{BASE_MODEL} (untrained)"})
     from .training.config import TrainingConfig
 
     _config_options(train, TrainingConfig, "training")
@@ -248,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The settings recorded with embed's output, beside the fingerprint.
+VECTOR_KEYS = (
+    "template", "pooling", "max_text_tokens", "max_length", "truncation", "normalize", "query_instruction",
+    "document_instruction", "truncate_dim", "precision", "dtype",
+)  # fmt: skip
+
 # The EchoConfig settings every model-using command offers, under their option names. Type, choices, help and
 # default come from the config's own field, so an option never disagrees with the setting it sets.
 SETTING_OPTIONS = {
@@ -258,6 +274,8 @@ SETTING_OPTIONS = {
     "max_text_tokens": "--max-text-tokens",
     "max_length": "--max-length",
     "truncation": "--truncation",
+    "truncate_dim": "--truncate-dim",
+    "precision": "--precision",
     "device": "--device",
     "dtype": "--dtype",
 }
@@ -297,6 +315,8 @@ def _option(name: str, field: Any) -> dict[str, Any]:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif kind is list:
         kwargs["nargs"] = "+"
+        if _list_item_type(field.annotation) is int:
+            kwargs["type"] = int
     elif kind in (int, float):
         kwargs["type"] = kind
     return kwargs
@@ -309,6 +329,13 @@ def _option_type(annotation: Any) -> Any:
     if get_origin(kind) is Annotated:
         kind = get_args(kind)[0]
     return get_origin(kind) or kind
+
+
+def _list_item_type(annotation: Any) -> Any:
+    """The item type of a list field: ``list[StrictInt] | None`` -> int."""
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    items = next(get_args(arg) for arg in kinds if get_origin(arg) is list)
+    return _option_type(items[0])
 
 
 def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -384,6 +411,12 @@ def _encoder(args: argparse.Namespace, template: str | None):
     from .encoder import EchoEncoder
 
     settings = {name: getattr(args, name) for name in SETTING_OPTIONS}
+    ranges = getattr(args, "quantization_ranges", None)
+    if ranges is not None:
+        try:
+            settings["quantization_ranges"] = json.loads(ranges.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"{ranges}: cannot read quantization ranges ({err})") from None
     return EchoEncoder.from_pretrained(**{**settings, "template": template})
 
 
@@ -398,8 +431,15 @@ def _embed(args: argparse.Namespace) -> None:
     rows = count_rows(args.input, args.field)  # a bad row fails here, before the model loads or anything is written
     encoder = _encoder(args, args.template)
     _check_lengths(encoder, args)
+    metadata = {
+        "fingerprint": encoder.fingerprint,
+        "model": encoder.model_name,
+        "form": "query" if args.query else "document",
+        "instruction": args.instruction,
+        "settings": encoder.config.model_dump(include=set(VECTOR_KEYS)),
+    }
     with (
-        EmbeddingWriter(args.output, rows, encoder.dim) as writer,
+        EmbeddingWriter(args.output, rows, encoder.dim, metadata=metadata) as writer,
         tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
     ):
         for ids, texts in read_texts(args.input, args.field):

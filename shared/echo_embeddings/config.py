@@ -14,20 +14,34 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from . import DEFAULT_MODEL
 from .errors import ConfigError
 from .templates import PoolingName, Template, resolve_template, template_spec
 from .tokenization import TruncationName
+from .trained import trained_model
 
 CONFIG_FILE = "echo_config.json"
 """The file in a model folder that holds its :data:`FOLDER_KEYS`."""
 
 FOLDER_KEYS = (
     "template", "pooling", "max_text_tokens", "max_length", "normalize", "query_instruction", "document_instruction",
+    "matryoshka_dims",
 )  # fmt: skip
 """The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
+
+FINGERPRINT_KEY = "fingerprint"
+"""Also in ``echo_config.json`` of a saved model: the folder's settings fingerprint, a record rather than a setting."""
 
 LOADING_KEYS = ("device", "dtype", "model_kwargs", "cache_folder", "attention")
 """Besides ``model_name``, the settings that decide which loaded model (and copy of it) an encoder uses."""
@@ -36,6 +50,7 @@ AttentionName = Literal["causal", "bidirectional"]
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
 """Device types a model can be put on by name (with an index: ``cuda:1``)."""
 DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")
+PrecisionName = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 """The floating-point dtypes a model can run in, by name (``torch.`` prefix accepted); auto: the device's default."""
 
 DEFAULT_MAX_TEXT_TOKENS = 2048
@@ -49,7 +64,9 @@ class EchoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
     model_name: str = Field(
-        default=DEFAULT_MODEL, description="Hub id, local folder or .gguf file of a causal LM (default: SmolLM2-135M)."
+        default=DEFAULT_MODEL,
+        description="Hub id, local folder or .gguf file of a causal LM; default: SmolLM2-135M-Instruct fine-tuned "
+        "for echo embeddings (its untrained reading: BASE_MODEL).",
     )
     template: str | dict[str, str] = Field(
         default="echo-categorize",
@@ -80,6 +97,27 @@ class EchoConfig(BaseModel):
     normalize: StrictBool = Field(default=True, description="L2-normalize the vectors, so dot product is cosine.")
     batch_size: StrictInt = Field(
         default=32, ge=1, description="Texts per forward pass (long texts fewer: 256 tokens a text at most)."
+    )
+    truncate_dim: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Keep each vector's first truncate_dim dimensions (Matryoshka), unit length again if normalize; "
+        "None: all of them.",
+    )
+    precision: PrecisionName = Field(
+        default="float32",
+        description="The vectors' type, by sentence-transformers' quantize_embeddings: float32; int8 or uint8 (one "
+        "byte a dimension, needs quantization_ranges); binary or ubinary (one bit a dimension, 8 packed a byte).",
+    )
+    quantization_ranges: list[list[float]] | None = Field(
+        default=None,
+        description="int8/uint8: each dimension's [minimums, maximums] (shape 2 x dim), from "
+        "EchoEncoder.quantization_ranges on a sample of the corpus.",
+    )
+    matryoshka_dims: list[StrictInt] | None = Field(
+        default=None,
+        description="The truncate_dim values the model was trained for (train --matryoshka-dims); the server "
+        "accepts these as 'dimensions'.",
     )
     query_instruction: str | None = Field(
         default=None,
@@ -130,6 +168,18 @@ class EchoConfig(BaseModel):
                 raise ValueError(f"model_kwargs[{key!r}] is not passed to the model: use {setting}= instead")
         return value
 
+    @model_validator(mode="after")
+    def _ranges_for_the_precision(self) -> EchoConfig:
+        if self.precision in ("int8", "uint8"):
+            if self.quantization_ranges is None:
+                raise ValueError(
+                    f"precision={self.precision!r} needs quantization_ranges: compute them once with "
+                    "EchoEncoder.quantization_ranges(texts) on a sample of your corpus"
+                )
+            if len(self.quantization_ranges) != 2 or len({len(row) for row in self.quantization_ranges}) != 1:
+                raise ValueError("quantization_ranges: expected two rows of equal length (minimums, maximums)")
+        return self
+
     @classmethod
     def create(cls, model_name: str | os.PathLike | None = None, **settings: Any) -> EchoConfig:
         """A validated config for ``model_name``: its folder's saved settings, overridden by ``settings``.
@@ -174,9 +224,11 @@ class EchoConfig(BaseModel):
 def read_folder_settings(model_name: str) -> dict[str, Any]:
     """The :data:`FOLDER_KEYS` saved in ``model_name/echo_config.json``, or {} when it is not such a folder.
 
-    Files written before every setting lived here used ``max_seq_length``; it still loads.
+    A trained model shipped in this package reads its own. Files written before every setting lived here used
+    ``max_seq_length``; it still loads.
     """
-    path = Path(model_name).expanduser() / CONFIG_FILE
+    trained = trained_model(model_name)
+    path = (trained.folder if trained else Path(model_name).expanduser()) / CONFIG_FILE
     if not path.is_file():
         return {}
     try:
@@ -187,6 +239,7 @@ def read_folder_settings(model_name: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     if "max_seq_length" in saved:
         saved.setdefault("max_length", saved.pop("max_seq_length"))
+    saved.pop(FINGERPRINT_KEY, None)
     unknown = set(saved) - set(FOLDER_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {', '.join(FOLDER_KEYS)}")

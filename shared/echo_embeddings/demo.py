@@ -2,13 +2,15 @@
 
 Each query has a paraphrase and a distractor that repeats the query's first half word for word but then says the
 opposite. A causal LM's states over the shared words are identical whatever follows, so classical mean pooling
-finds the distractor closest; echo pools a second copy whose states have read the whole text.
+finds the distractor closest; echo pools a second copy whose states have read the whole text. Three readings: the
+untrained base model, classical and echo (zero-shot), and the library's default, the same model fine-tuned.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from . import BASE_MODEL
 from .encoder import EchoEncoder
 
 TRIPLES = [
@@ -37,14 +39,21 @@ TRIPLES = [
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("--model", default=None, help="hub id, local folder or .gguf file (default: SmolLM2-135M)")
+    parser.add_argument("--model", default=None, help="the trained model (default: the library's default model)")
+    parser.add_argument(
+        "--base", default=BASE_MODEL, help=f"the untrained model read zero-shot (default: {BASE_MODEL})"
+    )
     args = parser.parse_args(argv)
 
-    echo = EchoEncoder.from_pretrained(args.model)
-    classical = echo.with_settings(template="classical")
-    print(f"model: {echo.model_name}\n")
-    print(f"{'query':<48} {'template':<16} {'cos(paraphrase)':>16} {'cos(distractor)':>16}  ranks first")
-    encoders = {"classical": classical, echo.template.name: echo}
+    trained = EchoEncoder.from_pretrained(args.model)
+    zero_shot = EchoEncoder.from_pretrained(args.base)
+    print(f"zero-shot: {zero_shot.model_name}\ntrained:   {trained.model_name}\n")
+    print(f"{'query':<48} {'reading':<26} {'cos(paraphrase)':>16} {'cos(distractor)':>16}  ranks first")
+    encoders = {
+        "classical, zero-shot": zero_shot.with_settings(template="classical"),
+        f"{zero_shot.template.name}, zero-shot": zero_shot,
+        f"{trained.template.name}, trained": trained,
+    }
     wins = dict.fromkeys(encoders, 0)
     for query, paraphrase, distractor in TRIPLES:
         for name, encoder in encoders.items():
@@ -52,10 +61,10 @@ def main(argv: list[str] | None = None) -> None:
             sim_pos, sim_neg = float(q @ pos), float(q @ neg)
             wins[name] += sim_pos > sim_neg
             first = "paraphrase" if sim_pos > sim_neg else "distractor"
-            print(f"{_short(query):<48} {name:<16} {sim_pos:>16.3f} {sim_neg:>16.3f}  {first}")
+            print(f"{_short(query):<48} {name:<26} {sim_pos:>16.3f} {sim_neg:>16.3f}  {first}")
         print()
     for name, won in wins.items():
-        print(f"{name:<16} ranks the paraphrase first for {won} of {len(TRIPLES)} queries")
+        print(f"{name:<26} ranks the paraphrase first for {won} of {len(TRIPLES)} queries")
 
 
 def _short(text: str, width: int = 46) -> str:

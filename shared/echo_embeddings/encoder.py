@@ -18,6 +18,7 @@ from .models import LoadedModel, is_causal, load_model
 from .packing import can_pack, collate_packed, unpack
 from .pooling import pool
 from .prefix_cache import PrefixCache
+from .quantization import shrink
 from .templates import PoolingName, Template
 from .texts import check_texts
 from .tokenization import ModelInput, TemplateTokenizer, TruncationWarning
@@ -60,6 +61,7 @@ class EchoEncoder:
     def __init__(self, loaded: LoadedModel, *, config: EchoConfig | None = None) -> None:
         config = config or EchoConfig(model_name=loaded.name)
         check_max_length(config.max_length, loaded)
+        check_vector_size(config, loaded)
         self.config = config
         self.template: Template = config.resolved_template
         self.pooling: PoolingName = config.resolved_pooling
@@ -109,8 +111,17 @@ class EchoEncoder:
 
     @property
     def dim(self) -> int:
-        """The embedding dimension (the model's hidden size)."""
-        return self._loaded.dim
+        """Dimensions of a vector: ``truncate_dim``, else the model's hidden size."""
+        return self.config.truncate_dim or self._loaded.dim
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable identifier of everything that decides this encoder's vectors (weights, template, pooling,
+        lengths, truncation, normalization, instructions, dimension, precision, dtype): equal fingerprints, equal
+        vectors; use it to key caches of vectors (see :mod:`echo_embeddings.fingerprint`)."""
+        from .fingerprint import fingerprint
+
+        return fingerprint(self.config, self._loaded.weights_id, max_length=self.max_length, dtype=self.model.dtype)
 
     @property
     def device(self) -> torch.device:
@@ -183,7 +194,8 @@ class EchoEncoder:
         show_progress: bool | Any = False,
         return_stats: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, EncodeStats]:
-        """Embed ``texts``: a float32 array of shape ``(len(texts), dim)``, row i for ``texts[i]``.
+        """Embed ``texts``: an array of shape ``(len(texts), dim)``, row i for ``texts[i]``: float32, or as
+        ``precision`` says (int8/uint8; binary/ubinary pack 8 dimensions a byte).
 
         Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
         prompt when the form has none; None means the config's ``query_instruction``/``document_instruction``,
@@ -199,7 +211,7 @@ class EchoEncoder:
         instruction = self._instruction(query, instruction)
         self.template_tokenizer.check_lengths(texts, query=query, instruction=instruction)
         budget = self.template_tokenizer.budget(query=query, instruction=instruction)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out = np.empty((len(texts), self._loaded.dim), dtype=np.float32)
         text_tokens = np.zeros(len(texts), dtype=np.int64)
         read_tokens = np.zeros(len(texts), dtype=np.int64)
         windows = np.zeros(len(texts), dtype=np.int64)
@@ -225,12 +237,13 @@ class EchoEncoder:
                     out[owners] = vectors
                 else:  # windows: the mean of each text's unit vectors
                     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-                    sums = np.zeros((len(chunk), self.dim), dtype=np.float32)
+                    sums = np.zeros((len(chunk), self._loaded.dim), dtype=np.float32)
                     np.add.at(sums, owners - chunk_start, unit)
                     sums /= windows[chunk_start : chunk_start + len(chunk), None]
                     if self.config.normalize:
                         sums /= np.linalg.norm(sums, axis=1, keepdims=True)
                     out[chunk_start : chunk_start + len(chunk)] = sums
+        out = shrink(out, self.config)
         if return_stats:
             return out, EncodeStats(text_tokens, read_tokens, windows)
         self.template_tokenizer.warn_truncated(int((read_tokens < text_tokens).sum()), len(texts))
@@ -250,7 +263,7 @@ class EchoEncoder:
         ``shares[i]`` is how many inputs ``items[i]``'s text was split into: the bar advances by texts.
         ``first_index`` is the index of the items' first text in the call, for errors.
         """
-        out = np.empty((len(items), self.dim), dtype=np.float32)
+        out = np.empty((len(items), self._loaded.dim), dtype=np.float32)
         lengths = [len(item.input_ids) for item in items]
         for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
             vectors = self._forward(prefix, [items[i] for i in batch])
@@ -264,6 +277,14 @@ class EchoEncoder:
             out[batch] = vectors
             bar.update(float(sum(1 / shares[i] for i in batch)) if shares.max() > 1 else len(batch))
         return out
+
+    def quantization_ranges(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+        """Each dimension's minimum and maximum over the float vectors of ``texts`` (a sample of your corpus): the
+        ``quantization_ranges`` setting that int8/uint8 ``precision`` needs."""
+        from .quantization import ranges_of
+
+        full = self.with_settings(precision="float32", quantization_ranges=None)
+        return ranges_of(full.encode(texts, query=query))
 
     def check_lengths(
         self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, name: str = "texts"
@@ -303,7 +324,8 @@ class EchoEncoder:
         pools the template's way over the chunk's tokens in the second copy, whose states have read the whole
         document. A document longer than ``max_text_tokens`` is read in windows that each hold whole chunks
         (:func:`~echo_embeddings.late_chunking.plan_windows`); a chunk longer than that is cut (a
-        :class:`TruncationWarning` counts them). Returns a ``(len(spans[d]), dim)`` float32 array per document.
+        :class:`TruncationWarning` counts them). Returns a ``(len(spans[d]), dim)`` array per document, of the
+        encoder's ``precision``.
         """
         from .late_chunking import check_spans, plan_windows, token_spans
 
@@ -332,7 +354,7 @@ class EchoEncoder:
                 )  # fmt: skip
                 items.append(item)
         prefix = self.template_tokenizer.shared_prefix(instruction=instruction) if is_causal(self.model) else ()
-        out = [np.empty((len(doc_spans), self.dim), dtype=np.float32) for doc_spans in checked]
+        out = [np.empty((len(doc_spans), self._loaded.dim), dtype=np.float32) for doc_spans in checked]
         from tqdm.auto import tqdm
 
         lengths = [len(item.input_ids) for item in items]
@@ -343,7 +365,7 @@ class EchoEncoder:
                     out[row[1]][row[2]] = vector
                 bar.update(len(batch))
         self.template_tokenizer.warn_truncated(truncated, sum(len(s) for s in checked))
-        return out
+        return [shrink(vectors, self.config) for vectors in out]
 
     @torch.inference_mode()
     def _pool_chunks(
@@ -409,6 +431,18 @@ def template_tokenizer(loaded: LoadedModel, config: EchoConfig, max_length: int 
         max_text_tokens=config.max_text_tokens,
         truncation=config.truncation,
     )
+
+
+def check_vector_size(config: EchoConfig, loaded: LoadedModel) -> None:
+    """``truncate_dim`` and ``quantization_ranges`` must fit the model's hidden size."""
+    dim = config.truncate_dim or loaded.dim
+    if dim > loaded.dim:
+        raise ConfigError(f"truncate_dim must be at most {loaded.dim} for {loaded.name}, got {dim}")
+    if config.quantization_ranges is not None and len(config.quantization_ranges[0]) != dim:
+        raise ConfigError(
+            f"quantization_ranges has {len(config.quantization_ranges[0])} dimensions, the vectors {dim}: compute "
+            "them with EchoEncoder.quantization_ranges at the same truncate_dim"
+        )
 
 
 def position_limit(loaded: LoadedModel) -> int | None:

@@ -39,8 +39,9 @@ class TextTooLongError(EchoEmbeddingsError, ValueError):
 
 
 class MissingDependencyError(EchoEmbeddingsError, ImportError):
-    """An optional dependency is not installed; the message names the extra that installs it (``extra``)."""
+    """An optional dependency is not installed; the message says how to install it: the extra (``extra``), or for
+    a package no extra brings (``extra`` None), the package."""
 
-    def __init__(self, message: str, *, extra: str) -> None:
+    def __init__(self, message: str, *, extra: str | None) -> None:
         super().__init__(message)
         self.extra = extra

@@ -289,9 +289,12 @@ class EmbeddingWriter:
 
     It is written as ``.NAME.PID.partial`` beside the output and renamed when complete, with the mode the output
     already had, or the user's umask for a new file. Partial files of runs that were killed are removed first.
+    The vectors' type and width are the first batch's (float32, int8 or uint8). ``metadata`` (the settings
+    fingerprint and the settings) goes into a Parquet file's schema metadata under ``echo_embeddings``, and beside
+    a ``.npy`` or ``.jsonl`` file as ``NAME.meta.json``.
     """
 
-    def __init__(self, path: Path, rows: int, dim: int) -> None:
+    def __init__(self, path: Path, rows: int, dim: int, *, metadata: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.suffix = _suffix(self.path, OUTPUT_SUFFIXES, "output")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,26 +302,30 @@ class EmbeddingWriter:
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
         self.tmp.touch()
         self.rows, self.dim, self.written = rows, dim, 0
-        if self.suffix == ".npy":
-            self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
-        elif self.suffix == ".parquet":
-            self._parquet = None  # opened at the first write, when the ids' type is known
-        else:
-            self._jsonl = open(self.tmp, "w", encoding="utf-8")
+        self.metadata = metadata
+        self._array: Any = None  # .npy: opened at the first write, when the vectors' type is known
+        self._parquet: Any = None  # .parquet: likewise, with the ids' type
+        self._jsonl = open(self.tmp, "w", encoding="utf-8") if self.suffix == ".jsonl" else None
 
     def write(self, ids: list[Any], vectors: np.ndarray) -> None:
         if self.suffix == ".npy":
+            if self._array is None:
+                self._open_npy(vectors.dtype, vectors.shape[1])
             self._array[self.written : self.written + len(vectors)] = vectors
         elif self.suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             id_column = pa.array(ids)
+            width = vectors.shape[1]
             if self._parquet is None:
-                schema = pa.schema([("id", id_column.type), ("embedding", pa.list_(pa.float32(), self.dim))])
+                embedding_type = pa.list_(pa.from_numpy_dtype(vectors.dtype), width)
+                schema = pa.schema([("id", id_column.type), ("embedding", embedding_type)])
+                if self.metadata is not None:
+                    schema = schema.with_metadata({"echo_embeddings": json.dumps(self.metadata)})
                 self._parquet = pq.ParquetWriter(self.tmp, schema)
-            flat = pa.array(vectors.reshape(-1), type=pa.float32())
-            embedding = pa.FixedSizeListArray.from_arrays(flat, self.dim)
+            flat = pa.array(vectors.reshape(-1))
+            embedding = pa.FixedSizeListArray.from_arrays(flat, width)
             table = pa.Table.from_arrays([id_column.cast(self._parquet.schema.field("id").type), embedding],
                                          schema=self._parquet.schema)  # fmt: skip
             self._parquet.write_table(table)
@@ -326,6 +333,9 @@ class EmbeddingWriter:
             for row_id, vector in zip(ids, vectors, strict=True):
                 self._jsonl.write(json.dumps({"id": row_id, "embedding": vector.tolist()}) + "\n")
         self.written += len(vectors)
+
+    def _open_npy(self, dtype: np.dtype, width: int) -> None:
+        self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=(self.rows, width))
 
     def __enter__(self) -> EmbeddingWriter:
         return self
@@ -336,6 +346,9 @@ class EmbeddingWriter:
             if exc_type is None and self.written == self.rows:
                 os.chmod(self.tmp, _mode_for(self.path))
                 os.replace(self.tmp, self.path)
+                if self.metadata is not None and self.suffix != ".parquet":
+                    meta = self.path.with_name(self.path.name + ".meta.json")
+                    meta.write_text(json.dumps(self.metadata, indent=2) + "\n", encoding="utf-8")
                 return
         finally:
             self.tmp.unlink(missing_ok=True)
@@ -344,8 +357,10 @@ class EmbeddingWriter:
 
     def _close(self) -> None:
         if self.suffix == ".npy":
+            if self._array is None:  # no rows: an empty float32 array
+                self._open_npy(np.dtype(np.float32), self.dim)
             self._array.flush()
-            del self._array
+            self._array = None
         elif self.suffix == ".parquet":
             if self._parquet is not None:
                 self._parquet.close()

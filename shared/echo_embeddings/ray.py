@@ -16,6 +16,7 @@ import pyarrow as pa
 import ray.data
 
 from .config import EchoConfig
+from .errors import ConfigError
 
 EMBEDDING_COLUMN = "embedding"
 ERROR_COLUMN = "error"
@@ -69,6 +70,8 @@ def embed_dataset(
     never run and the job hangs (ray-project/ray#44687). Leave a CPU free or ``materialize()`` the input first.
     """
     config = EchoConfig.create(**settings)
+    if config.precision != "float32":
+        raise ConfigError(f"precision={config.precision!r}: Ray writes float32 vectors; quantize them afterwards")
     columns = ds.schema().names
     if text_column not in columns:
         raise ValueError(f"the dataset has no column {text_column!r} (columns: {', '.join(columns)})")

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import DynamicBatcher, QueueFull
-from .errors import InputError, TextTooLongError
+from .errors import ConfigError, InputError, TextTooLongError
+from .quantization import truncate
 from .server_config import ServerConfig
 
 
@@ -80,7 +81,10 @@ class _Metrics:
 
 def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
     """The FastAPI application serving ``encoder`` (an :class:`~echo_embeddings.EchoEncoder`)."""
+    if encoder.config.precision != "float32":
+        raise ConfigError(f"precision={encoder.config.precision!r}: the server answers float vectors (OpenAI's format)")
     name = config.served_model_name or encoder.model_name
+    dimensions = served_dimensions(encoder)
     metrics = _Metrics()
     batcher = DynamicBatcher(
         encoder,
@@ -152,7 +156,7 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
         texts = [body.input] if isinstance(body.input, str) else body.input
         if texts and not isinstance(texts[0], str):
             raise ApiError(400, "token-id arrays are not supported: send the texts as strings", param="input")
-        _check_request(body, texts, name, encoder.dim, config)
+        _check_request(body, texts, name, dimensions, config)
         query = body.input_type == "query" or body.model == name + ":query"
         try:
             encoder.check_lengths(texts, query=query, instruction=body.instruction, name="input")
@@ -167,6 +171,8 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
         metrics.tokens.inc(tokens)
         metrics.requests.labels("200").inc()
         metrics.latency.observe(time.perf_counter() - start)
+        if body.dimensions is not None:
+            vectors = truncate(vectors, body.dimensions, normalize=encoder.normalize)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode_vector(vector, body.encoding_format)}
             for i, vector in enumerate(vectors)
@@ -242,12 +248,22 @@ def _parse(raw: bytes) -> EmbeddingRequest:
         raise ApiError(400, message, param=param) from None
 
 
-def _check_request(body: EmbeddingRequest, texts: list[str], name: str, dim: int, config: ServerConfig) -> None:
+def served_dimensions(encoder: Any) -> list[int]:
+    """The ``dimensions`` a request may ask for: the encoder's, and the smaller sizes its model was trained for
+    (``matryoshka_dims``); vLLM likewise refuses sizes a model was not trained for."""
+    trained = encoder.config.matryoshka_dims or []
+    return sorted({encoder.dim, *(d for d in trained if d < encoder.dim)}, reverse=True)
+
+
+def _check_request(
+    body: EmbeddingRequest, texts: list[str], name: str, dimensions: list[int], config: ServerConfig
+) -> None:
     if body.model not in (name, name + ":query"):
         raise ApiError(404, f"model {body.model!r} is not served here; models: {name!r}, {name + ':query'!r}",
                        param="model", code="model_not_found")  # fmt: skip
-    if body.dimensions is not None and body.dimensions != dim:
-        raise ApiError(400, f"dimensions={body.dimensions}: this model's embeddings have {dim}", param="dimensions")
+    if body.dimensions is not None and body.dimensions not in dimensions:
+        raise ApiError(400, f"dimensions={body.dimensions}: this model was trained for {dimensions}",
+                       param="dimensions")  # fmt: skip
     if not texts:
         raise ApiError(400, "input is empty: send at least one text", param="input")
     if len(texts) > config.max_texts_per_request:

@@ -41,6 +41,21 @@ class EncoderSettings(EchoConfig):
             data.setdefault(key, value)  # a fine-tuned model folder says how to read it
         return data
 
+    @model_validator(mode="after")
+    def _float_vectors(self) -> EncoderSettings:
+        if self.precision != "float32":
+            raise ValueError(
+                f"precision={self.precision!r}: vector stores take lists of floats; use the store's own quantization "
+                "(Qdrant, FAISS), or EchoEncoder.encode for quantized arrays"
+            )
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """The settings fingerprint of these vectors (:attr:`echo_embeddings.EchoEncoder.fingerprint`): the
+        namespace for a cache of them."""
+        return self._encoder.fingerprint
+
     @property
     def encoder(self) -> EchoEncoder:
         """The underlying :class:`echo_embeddings.EchoEncoder`."""

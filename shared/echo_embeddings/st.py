@@ -26,10 +26,11 @@ from sentence_transformers.base.modules import InputModule, Module, Normalize
 
 from . import __version__
 from .batching import collate
-from .config import CONFIG_FILE, FOLDER_KEYS, EchoConfig
-from .encoder import check_max_length, template_tokenizer
+from .config import CONFIG_FILE, FINGERPRINT_KEY, FOLDER_KEYS, EchoConfig
+from .encoder import check_max_length, check_vector_size, template_tokenizer
 from .errors import ConfigError
 from .files import follow_umask
+from .fingerprint import fingerprint, weights_identity
 from .models import is_causal, load_model
 from .pooling import pool
 from .prefix_cache import PrefixCache
@@ -56,6 +57,7 @@ class EchoTransformer(InputModule):
 
     def __init__(self, model_name_or_path: str | None = None, **settings: Any) -> None:
         super().__init__()
+        self._tokenizers: dict[int | None, TemplateTokenizer] = {}
         self.echo_config = EchoConfig.create(model_name_or_path, **settings)
         # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
         loaded = load_model(self.echo_config.model_name, **self.echo_config.loading_options(), shared=False)
@@ -67,8 +69,18 @@ class EchoTransformer(InputModule):
         if self.echo_config.truncation == "windows":
             raise ConfigError("truncation='windows' gives a text several inputs; sentence-transformers needs one")
         check_max_length(self.echo_config.max_length, loaded)
-        self._tokenizers: dict[int | None, TemplateTokenizer] = {}
+        check_vector_size(self.echo_config, loaded)
         self._tokenizer_for(None)  # a template that cannot fit max_length fails here
+
+    @property
+    def echo_config(self) -> EchoConfig:
+        """The settings this module reads texts with; setting new ones applies them to the next batch."""
+        return self._echo_config
+
+    @echo_config.setter
+    def echo_config(self, config: EchoConfig) -> None:
+        self._echo_config = config
+        self._tokenizers.clear()  # built for the old lengths
 
     @property
     def max_seq_length(self) -> int:
@@ -78,7 +90,6 @@ class EchoTransformer(InputModule):
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self.echo_config = self.echo_config.replace(max_text_tokens=value)
-        self._tokenizers = {}
         self._tokenizer_for(None)
 
     def _tokenizer_for(self, max_length: int | None) -> TemplateTokenizer:
@@ -145,9 +156,17 @@ class EchoTransformer(InputModule):
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Save the weights, tokenizer and ``echo_config.json``, which also records the folder's ``fingerprint``
+        (:mod:`echo_embeddings.fingerprint`) as an encoder reads it with these settings in float32."""
         self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
         self.save_tokenizer(output_path)
         self.save_config(output_path)
+        path = Path(output_path) / CONFIG_FILE
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        weights = weights_identity(output_path, self.auto_model)
+        max_length = self._tokenizer_for(None).max_length
+        saved[FINGERPRINT_KEY] = fingerprint(self.echo_config, weights, max_length=max_length, dtype="float32")
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _require_this_package(output_path)
         follow_umask(Path(output_path))  # safetensors writes weights as 0600
 
@@ -179,6 +198,7 @@ class EchoTransformer(InputModule):
             raise ConfigError(f"{where}: unreadable echo configuration ({err})") from None
         if "max_seq_length" in config:  # the key's name before every setting lived in this file
             config["max_length"] = config.pop("max_seq_length")
+        config.pop(FINGERPRINT_KEY, None)  # a record of the saved folder, not a setting
         hub = {"token": token, "revision": revision, "local_files_only": local_files_only, "subfolder": subfolder}
         hub = {key: value for key, value in hub.items() if value}
         return cls(
@@ -228,7 +248,11 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
     ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields. ``model.encode_query`` uses the
     template's query form and ``encode_document`` its document form; a ``prompt``/``prompt_name`` fills the
     template's ``{instruction}`` slot. Pooling and normalization follow the config (a folder's own by default).
+    ``truncate_dim`` becomes the model's own (sentence-transformers cuts after normalizing: cosine similarities are
+    the encoder's); its ``encode(precision=...)`` quantizes, so the ``precision`` setting is refused here.
     """
+    if settings.get("precision", "float32") != "float32":
+        raise ConfigError("precision: sentence-transformers quantizes per call: model.encode(texts, precision=...)")
     transformer = EchoTransformer(model_name, **settings)
     config = transformer.echo_config
     modules: list[torch.nn.Module] = [
@@ -237,7 +261,9 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
     ]
     if config.normalize:
         modules.append(Normalize())
-    return EchoSentenceTransformer(modules=modules, device=str(transformer.auto_model.device))
+    return EchoSentenceTransformer(
+        modules=modules, device=str(transformer.auto_model.device), truncate_dim=config.truncate_dim
+    )
 
 
 def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:

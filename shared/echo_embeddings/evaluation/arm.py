@@ -25,6 +25,10 @@ class Arm:
     def name(self) -> str:
         return self.encoder.template.name + ("@half" if self.compute_matched else "")
 
+    @property
+    def pooling(self) -> str:
+        return self.encoder.pooling
+
     def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False) -> np.ndarray:
         if self.compute_matched:
             texts = self._first_halves(texts)

@@ -56,7 +56,7 @@ def evaluate_classification(
         probe = LogisticRegression(max_iter=1000).fit(train_vectors, train_labels)
         accuracy = float(np.mean(probe.predict(test_vectors) == np.array(test_labels)))
         results.append(
-            Result("classification", dataset, arm.name, arm.encoder.pooling, "accuracy", 100 * accuracy,
+            Result("classification", dataset, arm.name, arm.pooling, "accuracy", 100 * accuracy,
                    len(test_texts), seconds, (len(train_texts) + len(test_texts)) / seconds)
         )  # fmt: skip
     return results

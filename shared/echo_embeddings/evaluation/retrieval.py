@@ -76,7 +76,7 @@ def evaluate_retrieval(
         speed = (len(docs) + len(query_ids)) / seconds
         for metric, value in (("ndcg@10", ndcg), ("recall@100", recall)):
             results.append(
-                Result("retrieval", dataset, arm.name, arm.encoder.pooling, metric, 100 * float(value),
+                Result("retrieval", dataset, arm.name, arm.pooling, metric, 100 * float(value),
                        len(query_ids), seconds, speed)
             )  # fmt: skip
     return results

@@ -39,7 +39,7 @@ def evaluate_sts(arms: list[Arm], path: Path, limit: int | None = None, show_pro
         a, b = vectors[[index[t] for t in first]], vectors[[index[t] for t in second]]
         cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         results.append(
-            Result("sts", Path(path).stem, arm.name, arm.encoder.pooling, "spearman", 100 * spearman(cosine, scores),
+            Result("sts", Path(path).stem, arm.name, arm.pooling, "spearman", 100 * spearman(cosine, scores),
                    len(scores), seconds, len(unique) / seconds)
         )  # fmt: skip
     return results

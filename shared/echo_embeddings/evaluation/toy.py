@@ -28,7 +28,7 @@ def evaluate_toy(arms: list[Arm], path: Path) -> list[Result]:
         for structure in [*structures, "all"]:
             chosen = wins if structure == "all" else wins[labels == structure]
             results.append(
-                Result("toy", structure, arm.name, arm.encoder.pooling, "accuracy", 100 * float(chosen.mean()),
+                Result("toy", structure, arm.name, arm.pooling, "accuracy", 100 * float(chosen.mean()),
                        int(chosen.size), seconds, 3 * len(triples) / seconds)
             )  # fmt: skip
     return results

@@ -55,8 +55,19 @@ class TrainingConfig(BaseModel):
     lora_target_modules: list[str] | None = Field(
         default=None, description="Module names to adapt (e.g. q_proj v_proj); None: every linear layer."
     )
+    matryoshka_dims: list[StrictInt] | None = Field(
+        default=None,
+        description="Also train each loss on the vectors' first N dimensions for each N here (MatryoshkaLoss), so "
+        "that truncate_dim to these sizes keeps most of the quality; saved as the folder's matryoshka_dims.",
+    )
     hard_negatives: StrictInt = Field(
         default=1, ge=0, description="Negatives mined per row that has none, with the zero-shot model (0: none)."
+    )
+    mining_max_length: StrictInt | None = Field(
+        default=512,
+        ge=1,
+        description="Tokens per whole sequence when mining hard negatives (long documents cut: the untrained model "
+        "only ranks candidates, and reading them whole costs several times more); None: the model's max_length.",
     )
     mining_margin: float = Field(
         default=0.05,

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ import torch
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import TrainerCallback
 
+from .. import BASE_MODEL
 from ..config import EchoConfig, validated
 from ..errors import ConfigError, TrainingError
 from ..files import follow_umask
+from ..tokenization import TruncationWarning
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
 
@@ -46,6 +49,8 @@ ROWS_FILE = "training_rows.jsonl"
 """The rows trained on, hard negatives included, so that ``resume`` trains on the same data without mining again."""
 TRAINABLE_FILE = "trainable.safetensors"
 LOG_FILE = "training_log.json"
+TRAINED_KEYS = {"matryoshka_dims"}
+"""Training options that are also model settings: trained for here, then written into the saved folder."""
 
 
 def train(
@@ -59,12 +64,15 @@ def train(
 
     ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see :mod:`.data`) or rows. ``settings`` are
     :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``pooling``,
-    ``max_length``, ``device``, ``dtype``, ...) and :class:`TrainingConfig` fields (``steps``,
+    ``max_length``, ``device``, ``dtype``, ...; ``model_name`` defaults to the untrained
+    :data:`~echo_embeddings.BASE_MODEL`) and :class:`TrainingConfig` fields (``steps``,
     ``train_batch_size``, ``lora``, ``hard_negatives``, ``eval_data``, ``resume``, ``seed``, ...). Every
     setting and every row is checked before the model loads. ``callbacks`` are transformers ``TrainerCallback``s.
     """
-    model_settings = {k: v for k, v in settings.items() if k in EchoConfig.model_fields}
-    options = validated(TrainingConfig, **{k: v for k, v in settings.items() if k not in EchoConfig.model_fields})
+    model_settings = {k: v for k, v in settings.items() if k in EchoConfig.model_fields and k not in TRAINED_KEYS}
+    if model_settings.get("model_name") is None:
+        model_settings["model_name"] = BASE_MODEL  # the recipe starts from the untrained model
+    options = validated(TrainingConfig, **{k: v for k, v in settings.items() if k not in model_settings})
     EchoConfig.create(**model_settings)  # fail on a bad model setting before anything loads
     output_dir = Path(output_dir)
     checkpoints = output_dir / CHECKPOINTS
@@ -83,6 +91,9 @@ def train(
     model = sentence_transformer(**model_settings)
     if options.lora:
         check_lora_targets(model[0].auto_model, options)
+    dim = model.get_embedding_dimension()
+    if options.matryoshka_dims and not all(0 < d <= dim for d in options.matryoshka_dims):
+        raise ConfigError(f"matryoshka_dims: each must be from 1 to the model's {dim}, got {options.matryoshka_dims}")
     if not options.resume:
         rows = _with_hard_negatives(rows, model, options)
         checkpoints.mkdir(parents=True, exist_ok=True)
@@ -92,6 +103,8 @@ def train(
         transformer.replace_model(with_lora(transformer.auto_model, options))
     trainer = _trainer(model, rows, options, checkpoints, callbacks)
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints) if options.resume else None)  # None: step 0
+    if options.matryoshka_dims:  # the sizes the server may cut its vectors to
+        transformer.echo_config = transformer.echo_config.replace(matryoshka_dims=sorted(options.matryoshka_dims))
     instructions = {row.instruction for row in rows} - {None}
     if len(instructions) == 1 and transformer.echo_config.query_instruction is None:
         # The one instruction the queries were trained with becomes the folder's default for queries.
@@ -173,13 +186,17 @@ def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingC
         return rows
     from .mining import mine_negatives
 
-    rows, unmatched = mine_negatives(
-        rows,
-        model,
-        count=options.hard_negatives,
-        margin=options.mining_margin,
-        batch_size=model[0].echo_config.batch_size,
-    )
+    transformer = model[0]
+    config = transformer.echo_config
+    transformer.echo_config = config.replace(max_length=options.mining_max_length)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)  # cut on purpose (mining_max_length)
+            rows, unmatched = mine_negatives(
+                rows, model, count=options.hard_negatives, margin=options.mining_margin, batch_size=config.batch_size
+            )
+    finally:
+        transformer.echo_config = config
     print(f"hard negatives: {options.hard_negatives} mined per row; {unmatched} row(s) had none within the margin")
     return rows
 
@@ -227,6 +244,7 @@ def _trainer(
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         CoSENTLoss,
+        MatryoshkaLoss,
         MultipleNegativesRankingLoss,
     )
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
@@ -236,8 +254,12 @@ def _trainer(
         loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     else:
         loss = CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size)
-    if graded:  # a loss per dataset: CoSENT (at its own default scale, 20) for graded pairs, InfoNCE for the rest
-        cosent = CoSENTLoss(model)
+    cosent = CoSENTLoss(model) if graded else None  # at its own default scale, 20
+    if options.matryoshka_dims:  # every loss at each prefix size as well as the full one
+        dims = sorted({model.get_embedding_dimension(), *options.matryoshka_dims}, reverse=True)
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=dims)
+        cosent = MatryoshkaLoss(model, cosent, matryoshka_dims=dims) if cosent else None
+    if cosent is not None:  # a loss per dataset: CoSENT for graded pairs, InfoNCE for the rest
         loss = {name: cosent if name in graded else loss for name in datasets}
     arguments = {
         "batch_sampler": BatchSamplers.NO_DUPLICATES,

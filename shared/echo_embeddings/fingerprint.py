@@ -1,0 +1,96 @@
+"""Settings fingerprints: a stable identifier of everything that decides a vector.
+
+Two encoders with equal fingerprints give the same vectors for the same text and form; any difference in the
+weights (their files' content, or a hub id's commit), the template, pooling, length and truncation settings,
+normalization, instructions, dimension, precision (with its quantization ranges), attention or dtype gives another
+fingerprint. Use it as the namespace of a cache of vectors (LangChain's ``CacheBackedEmbeddings``), and to check
+that vectors in a store came from the settings that query it. The device is left out: CPU and GPU float32 vectors
+agree to about 1e-6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import EchoConfig
+from .model_cache import cache_dir
+from .templates import template_spec
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*", "*.model", "vocab*", "merges.txt")
+"""The files of a model folder whose content decides its vectors (settings files aside: they are read as settings)."""
+DIGESTS = "digests.json"
+MEMO_ENTRIES = 1000
+
+
+def weights_identity(source: str, model: Any) -> str:
+    """What identifies the loaded weights: the SHA-256 of a local folder's :data:`WEIGHT_FILES`, or a hub id with
+    the commit it was loaded from."""
+    folder = Path(source)
+    if folder.is_dir():
+        files = sorted({path for pattern in WEIGHT_FILES for path in folder.glob(pattern) if path.is_file()})
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.name}:{content_digest(path)};".encode())
+        return "files:" + digest.hexdigest()
+    return f"hub:{source}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(path: Path) -> str:
+    """The SHA-256 of the file at ``path``, computed once per file version: remembered by path, size and
+    modification time, in this process and in the cache folder's ``digests.json``."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _digests:
+        return _digests[key]
+    memo = cache_dir() / DIGESTS
+    try:
+        saved = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    name = "|".join(map(str, key))
+    if not isinstance(saved, dict) or not isinstance(saved.get(name), str):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        saved = {**(saved if isinstance(saved, dict) else {}), name: digest.hexdigest()}
+        saved = dict(list(saved.items())[-MEMO_ENTRIES:])  # the newest
+        try:  # a lost update between processes only costs a recomputation
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{DIGESTS}.{os.getpid()}")
+            tmp.write_text(json.dumps(saved), encoding="utf-8")
+            os.replace(tmp, memo)
+        except OSError:
+            pass
+    _digests[key] = saved[name]
+    return saved[name]
+
+
+def fingerprint(config: EchoConfig, weights: str, *, max_length: int | None, dtype: Any) -> str:
+    """``echo-`` and 16 hex digits of a hash of ``weights`` (:func:`weights_identity`) and every setting of
+    ``config`` that decides a vector; ``max_length`` is the whole-sequence bound in effect."""
+    ranges = config.quantization_ranges
+    decided = {
+        "weights": weights,
+        "dtype": str(dtype).removeprefix("torch."),
+        "attention": config.attention,
+        "template": template_spec(config.resolved_template),
+        "pooling": config.resolved_pooling,
+        "max_text_tokens": config.max_text_tokens,
+        "max_length": max_length,
+        "truncation": config.truncation,
+        "normalize": config.normalize,
+        "query_instruction": config.query_instruction,
+        "document_instruction": config.document_instruction,
+        "truncate_dim": config.truncate_dim,
+        "precision": config.precision,
+        "quantization_ranges": hashlib.sha256(json.dumps(ranges).encode()).hexdigest() if ranges else None,
+    }
+    return "echo-" + hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
