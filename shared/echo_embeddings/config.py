@@ -50,8 +50,8 @@ AttentionName = Literal["causal", "bidirectional"]
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
 """Device types a model can be put on by name (with an index: ``cuda:1``)."""
 DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")
-PrecisionName = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 """The floating-point dtypes a model can run in, by name (``torch.`` prefix accepted); auto: the device's default."""
+PrecisionName = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 
 DEFAULT_MAX_TEXT_TOKENS = 2048
 """Tokens of a text read by default: twice LlamaIndex's default node (1,024 tokens) and LangChain's default split
