@@ -7,6 +7,7 @@ anything still uses it, so two encoders (or two LangChain/LlamaIndex objects) ne
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -47,7 +48,15 @@ class LoadedModel:
     tokenizer: Any  # transformers.PreTrainedTokenizerBase
     name: str
     load_kwargs: dict[str, Any]  # the keyword arguments of load_model that give this model back
-    weights_id: str = ""  # what identifies the weights (fingerprint.weights_identity)
+    source: str = ""  # the folder or hub id it was loaded from ("" for a model built in memory)
+
+    @functools.cached_property
+    def weights_id(self) -> str:
+        """What identifies the weights (:func:`~echo_embeddings.fingerprint.weights_identity`), computed the first
+        time a fingerprint asks: it reads every weight file once."""
+        from .fingerprint import weights_identity
+
+        return weights_identity(self.source, self.model) if self.source else ""
 
     @property
     def device(self) -> torch.device:
@@ -248,11 +257,7 @@ def _load(
     check_causal(model, name)
     if attention == "bidirectional":
         remove_causal_mask(model, name)
-    from .fingerprint import weights_identity
-
-    return LoadedModel(
-        model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs, weights_id=weights_identity(source, model)
-    )
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs, source=source)
 
 
 def check_causal(model: Any, name: str) -> None:
