@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import EchoConfig
-from .model_cache import cache_dir
+from .model_cache import cache_dir, file_sha256
 from .templates import template_spec
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*", "*.model", "vocab*", "merges.txt")
@@ -56,11 +56,7 @@ def content_digest(path: Path) -> str:
         saved = {}
     name = "|".join(map(str, key))
     if not isinstance(saved, dict) or not isinstance(saved.get(name), str):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        saved = {**(saved if isinstance(saved, dict) else {}), name: digest.hexdigest()}
+        saved = {**(saved if isinstance(saved, dict) else {}), name: file_sha256(path)}
         saved = dict(list(saved.items())[-MEMO_ENTRIES:])  # the newest
         try:  # a lost update between processes only costs a recomputation
             memo.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import BASE_MODEL, DEFAULT_MODEL
 from .errors import ModelError
-from .model_cache import cache_dir, cached_folder
+from .model_cache import cache_dir, cached_folder, file_sha256
 
 ADAPTER_FILE = "adapter.safetensors"
 CHECKSUM_FILE = "SHA256SUMS"
@@ -42,7 +42,7 @@ class TrainedModel:
         """The adapter file's SHA-256, or a :class:`ModelError` naming the file unless it is the one recorded."""
         try:
             expected = (self.folder / CHECKSUM_FILE).read_text(encoding="ascii").split()[0]
-            digest = hashlib.sha256(self.adapter.read_bytes()).hexdigest()
+            digest = file_sha256(self.adapter)
         except (OSError, ValueError, IndexError) as err:
             raise ModelError(
                 f"{self.folder}: cannot read the weights of {self.name} and their checksum ({err})"

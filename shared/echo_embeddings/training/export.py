@@ -8,7 +8,6 @@ its ``SHA256SUMS`` and the run's ``echo_config.json``. ``make train-recipe`` run
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from ..config import CONFIG_FILE
 from ..errors import ConfigError
 from ..files import follow_umask
+from ..model_cache import file_sha256
 from ..trained import ADAPTER_FILE, CHECKSUM_FILE
 from .trainer import CHECKPOINTS, LOG_FILE, TRAINABLE_FILE, _latest_checkpoint
 
@@ -45,7 +45,7 @@ def export_adapter(run: str | Path, folder: str | Path, *, dtype: str = "bfloat1
     folder.mkdir(parents=True, exist_ok=True)
     metadata = {"lora_r": str(options["lora_r"]), "lora_alpha": str(options["lora_alpha"]), "step": str(final_step)}
     save_file(tensors, folder / ADAPTER_FILE, metadata=metadata)
-    digest = hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()
+    digest = file_sha256(folder / ADAPTER_FILE)
     (folder / CHECKSUM_FILE).write_text(f"{digest}  {ADAPTER_FILE}\n", encoding="ascii")
     shutil.copyfile(run / CONFIG_FILE, folder / CONFIG_FILE)
     follow_umask(folder)  # safetensors writes 0600
