@@ -324,18 +324,20 @@ def _option(name: str, field: Any) -> dict[str, Any]:
 
 def _option_type(annotation: Any) -> Any:
     """The plain type behind a field's annotation: ``StrictInt | None`` -> int, ``list[str] | None`` -> list."""
-    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
-    kind = next(arg for arg in kinds if arg is not type(None))
-    if get_origin(kind) is Annotated:
-        kind = get_args(kind)[0]
+    kind = _declared_type(annotation)
     return get_origin(kind) or kind
 
 
 def _list_item_type(annotation: Any) -> Any:
     """The item type of a list field: ``list[StrictInt] | None`` -> int."""
+    return _option_type(get_args(_declared_type(annotation))[0])
+
+
+def _declared_type(annotation: Any) -> Any:
+    """A field's annotation without ``| None`` and ``Annotated``: ``StrictInt | None`` -> int."""
     kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
-    items = next(get_args(arg) for arg in kinds if get_origin(arg) is list)
-    return _option_type(items[0])
+    kind = next(arg for arg in kinds if arg is not type(None))
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
 
 
 def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
