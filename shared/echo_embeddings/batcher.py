@@ -2,11 +2,12 @@
 
 One worker thread owns the model. Requests put their texts in a bounded queue (counted in texts) and wait; the
 worker takes the oldest text's form (query or document, and instruction), gathers up to ``batch_size`` queued
-texts of that form, oldest first, and encodes them together. Clients whose texts shared a pass get their answers
-together and send their next texts moments apart, so before a pass the worker waits, briefly, until as many texts
-are queued as the last pass held: otherwise the first few to return would run alone in a small, slow pass. A
-request's texts may be split across passes; its vectors come back in its own order. A full queue refuses new work
-at once (:class:`QueueFull`) instead of growing without bound.
+texts of that form, oldest first, and encodes them together; each text's token count comes from that same
+tokenization. Clients whose texts shared a pass get their answers together and send their next texts moments
+apart, so before a pass the worker waits, briefly, until as many texts are queued as the last pass held: otherwise
+the first few to return would run alone in a small, slow pass. A request's texts may be split across passes; its
+vectors come back in its own order. A full queue refuses new work at once (:class:`QueueFull`) instead of growing
+without bound.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,12 +32,22 @@ class QueueFull(EchoEmbeddingsError):
     """The batcher's queue cannot take the request's texts now; retry later."""
 
 
+class Embedded(NamedTuple):
+    """What :meth:`DynamicBatcher.embed` answers: row i of each array for text i."""
+
+    vectors: np.ndarray
+    tokens: np.ndarray
+    """Tokens of each text as given (:attr:`EncodeStats.text_tokens <echo_embeddings.encoder.EncodeStats>`)."""
+    truncated: np.ndarray
+    """Whether each text was cut to the encoder's ``max_text_tokens``."""
+
+
 @dataclass(eq=False)
 class _Request:
     texts: list[str]
     form: Form
-    vectors: np.ndarray
-    done: Callable[[np.ndarray | None, BaseException | None], None]
+    out: Embedded
+    done: Callable[[Embedded | None, BaseException | None], None]
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,18 +87,19 @@ class DynamicBatcher:
         """Texts waiting in the queue."""
         return len(self._pending)
 
-    async def embed(self, texts: list[str], *, query: bool = False, instruction: str | None = None) -> np.ndarray:
-        """The vectors of ``texts`` (row i for text i), computed with whatever else is queued."""
+    async def embed(self, texts: list[str], *, query: bool = False, instruction: str | None = None) -> Embedded:
+        """The vectors of ``texts`` and their token counts, computed with whatever else is queued."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        future: asyncio.Future[Embedded] = loop.create_future()
 
-        def done(vectors: np.ndarray | None, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, vectors, error)
+        def done(out: Embedded | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, out, error)
 
-        vectors = np.empty((len(texts), self.encoder.dim), dtype=np.float32)
-        request = _Request(texts, (query, instruction), vectors, done)
+        n = len(texts)
+        out = Embedded(np.empty((n, self.encoder.dim), np.float32), np.zeros(n, np.int64), np.zeros(n, bool))
+        request = _Request(texts, (query, instruction), out, done)
         if not texts:
-            return vectors
+            return out
         with self._condition:
             if not self._running:
                 raise QueueFull("the server is shutting down")
@@ -135,8 +147,8 @@ class DynamicBatcher:
         query, instruction = items[0][0].form
         start = time.perf_counter()
         try:
-            vectors = self.encoder.encode(
-                [request.texts[i] for request, i in items], query=query, instruction=instruction
+            vectors, stats = self.encoder.encode(
+                [request.texts[i] for request, i in items], query=query, instruction=instruction, return_stats=True
             )
             self._last_size, self._last_seconds = len(items), time.perf_counter() - start
         except Exception as error:  # every waiting request learns of it; the worker goes on
@@ -146,17 +158,19 @@ class DynamicBatcher:
             return
         if self._on_pass is not None:
             self._on_pass(len(items), self._last_seconds)
-        for (request, i), vector in zip(items, vectors, strict=True):
-            request.vectors[i] = vector
+        for j, (request, i) in enumerate(items):
+            request.out.vectors[i] = vectors[j]
+            request.out.tokens[i] = stats.text_tokens[j]
+            request.out.truncated[i] = stats.truncated[j]
             request.remaining -= 1
             if request.remaining == 0:
-                request.done(request.vectors, None)
+                request.done(request.out, None)
 
 
-def _settle(future: asyncio.Future, vectors: np.ndarray | None, error: BaseException | None) -> None:
+def _settle(future: asyncio.Future, out: Embedded | None, error: BaseException | None) -> None:
     if future.done():  # the client went away and the request was cancelled
         return
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(vectors)
+        future.set_result(out)
