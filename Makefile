@@ -87,10 +87,13 @@ gpu-bundle: setup
 
 # On a CUDA machine with torch/transformers/sentence-transformers/peft (no venv there): tests on the GPU, parity,
 # 7B-scale speed and a bf16 training run in about 6 minutes; writes benchmarks/results/gpu.json.
+# .ci/gpu-rehearsal runs it here on CPU: GPU_PYTHON=<a bare venv> GPU_BUNDLE=<its bundle> GPU_CHECK_ARGS="--device cpu --tiny".
+GPU_PYTHON ?= python3
+GPU_BUNDLE ?= .gpu-bundle
 gpu-check:
-	python3 -m pip install --quiet --no-index --find-links .gpu-bundle/wheels pydantic platformdirs sentencepiece protobuf \
-	  pytest-asyncio datasets
-	python3 benchmarks/gpu_check.py
+	$(GPU_PYTHON) -m pip install --quiet --no-index --find-links $(GPU_BUNDLE)/wheels pydantic platformdirs sentencepiece \
+	  protobuf pytest-asyncio datasets
+	$(GPU_PYTHON) benchmarks/gpu_check.py --bundle $(GPU_BUNDLE) $(GPU_CHECK_ARGS)
 
 # The documentation site (MkDocs, Material, mkdocstrings) into site/; strict: a broken link or reference fails.
 docs: setup

@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT / "shared"), str(ROOT), str(ROOT / "benchmarks")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from measure import ForwardCounter, device_name, gemm_peak  # noqa: E402
+from measure import MISTRAL_7B, SMOLLM2_135M, TINY, ForwardCounter, device_name, gemm_peak, random_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 BUNDLE = ROOT / ".gpu-bundle"
@@ -46,15 +46,6 @@ would bring the image's packages again, past the 64 MiB a call carries."""
 TEST_FILES = ["test_encoder.py", "test_causality.py", "test_tokenization.py", "test_templates.py",
               "test_sentence_transformers.py", "test_training.py"]  # fmt: skip
 
-# Published configs (hub config.json of HuggingFaceTB/SmolLM2-135M-Instruct and mistralai/Mistral-7B-v0.1).
-SMOLLM2_135M = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                    num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
-                    tie_word_embeddings=True)  # fmt: skip
-MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                  num_key_value_heads=8, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5)  # fmt: skip
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=4096)  # fmt: skip
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,10 +54,12 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, default=BUNDLE, help="folder made by --make-bundle")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
     parser.add_argument("--skip-tests", action="store_true", help="leave out step 4")
-    parser.add_argument("--make-bundle", action="store_true", help="build --bundle here (needs ../shared/data)")
+    parser.add_argument("--make-bundle", action="store_true", help="build --bundle here from --data's texts")
+    parser.add_argument("--data", type=Path, default=DATA, help="where --make-bundle reads texts")
+    parser.add_argument("--python-version", default="3.12", help="the wheels' Python (the GPU image's: 3.12)")
     args = parser.parse_args()
     if args.make_bundle:
-        make_bundle(args.bundle)
+        make_bundle(args.bundle, args.data, args.python_version)
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); run it on a GPU machine, or "
@@ -104,22 +97,12 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def random_model(folder: Path, tokenizer, shape: dict) -> Path:
-    """A causal LM of ``shape`` with seeded random weights, saved with ``tokenizer``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, **shape)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def run_tests(device: str) -> dict:
-    """The device-independent tests on ``device`` (those that load the default model's GGUF are left out)."""
+    """The device-independent tests on ``device``; left out: those that load the default model's GGUF, and those of
+    the LangChain and LlamaIndex adapters (the image has neither framework; they run the same encoder)."""
     env = {**os.environ, "ECHO_TEST_DEVICE": device, "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}"}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not default_model",
-               *[str(ROOT / "tests" / name) for name in TEST_FILES]]  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+               "not default_model and not adapters", *[str(ROOT / "tests" / name) for name in TEST_FILES]]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error|errors|skipped|deselected)", summary)}
@@ -251,6 +234,7 @@ def print_table(report: dict) -> None:
     print(f"device: {report['device']}, torch {report['torch']}, {report['seconds']:.0f} s")
     if "tests" in report:
         print(f"tests on the device: {report['tests']['summary']}")
+        print("\n".join(report["tests"]["failures"]))
     for key, value in report["parity"].items():
         print(f"parity {key}: {value}")
     speed = report["speed"]
@@ -270,27 +254,28 @@ def print_table(report: dict) -> None:
           f"{train['cpu_steps_per_second']:.3f} steps/s; {train['speedup_vs_cpu']:.0f}x")  # fmt: skip
 
 
-def make_bundle(bundle: Path) -> None:
-    """The tokenizer, texts and wheels the GPU machine lacks, in one folder under 64 MiB."""
+def make_bundle(bundle: Path, data: Path, python_version: str) -> None:
+    """The tokenizer, texts (from ``data``) and wheels for ``python_version`` the GPU machine lacks, in one folder
+    under 64 MiB."""
     from echo_embeddings import load_model
     from echo_embeddings.evaluation.sts import load_sts
     from echo_embeddings.files import read_records
 
     bundle.mkdir(parents=True, exist_ok=True)
     load_model().tokenizer.save_pretrained(bundle / "tokenizer")
-    first, second, _ = load_sts(DATA / "sts" / "stsb-test.jsonl")
+    first, second, _ = load_sts(data / "sts" / "stsb-test.jsonl")
     sentences = list(dict.fromkeys(first + second))[:1024]
-    corpus = read_records(DATA / "retrieval" / "scifact" / "corpus.jsonl", {"text": str})
+    corpus = read_records(data / "retrieval" / "scifact" / "corpus.jsonl", {"text": str})
     documents = [record["text"] for _, record in zip(range(400), corpus, strict=False)]
-    nli = [r for _, r in zip(range(4000), read_records(DATA / "nli" / "snli-train-triplets.jsonl", {}), strict=False)]
+    nli = [r for _, r in zip(range(4000), read_records(data / "nli" / "snli-train-triplets.jsonl", {}), strict=False)]
     texts = {"sentences": sentences, "documents": documents, "nli": nli}
     (bundle / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
     platforms = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64"]
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(bundle / "wheels"),
-                    "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", *platforms,
+                    "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", *platforms,
                     *BUNDLE_WHEELS], check=True)  # fmt: skip
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(bundle / "wheels"), "--no-deps",
-                    "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", *platforms,
+                    "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", *platforms,
                     "-c", str(ROOT / "constraints.txt"), *BUNDLE_NO_DEPS], check=True)  # fmt: skip
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     print(f"{bundle}: {size / 2**20:.1f} MiB")

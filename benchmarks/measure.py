@@ -1,12 +1,35 @@
-"""What the benchmarks measure with: FLOPs and positions of every forward pass, and the matrix-multiply peak."""
+"""What the benchmarks measure with: FLOPs and positions of every forward pass, the matrix-multiply peak, and causal
+LMs of published shapes with random weights (speed does not depend on the weights)."""
 
 from __future__ import annotations
 
 import math
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
+
+# Published configs (hub config.json of HuggingFaceTB/SmolLM2-135M-Instruct and mistralai/Mistral-7B-v0.1).
+SMOLLM2_135M = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                    num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
+                    tie_word_embeddings=True)  # fmt: skip
+MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                  num_key_value_heads=8, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5)  # fmt: skip
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=4096)  # fmt: skip
+
+
+def random_model(folder: Path, tokenizer: Any, shape: dict) -> Path:
+    """A causal LM of ``shape`` with seeded random weights, saved with ``tokenizer`` into ``folder``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, **shape)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 class ForwardCounter:

@@ -1,5 +1,6 @@
-"""Fine-tuning: the loss falls (LoRA, full, and CoSENT on graded pairs), the saved folder loads five ways, mining,
-bad rows, resume; distillation moves a one-copy student toward its echo teacher."""
+"""Fine-tuning: the loss falls (LoRA, full, and CoSENT on graded pairs), the saved folder loads five ways (the
+encoder, sentence-transformers twice, both adapters), mining, bad rows, resume; distillation moves a one-copy
+student toward its echo teacher."""
 
 import json
 import shutil
@@ -124,10 +125,7 @@ def test_graded_pairs_train_with_cosent_beside_contrastive_rows(tiny_model_dir, 
     assert after > before + 0.3, (before, after)
 
 
-def test_the_folder_loads_five_ways_with_its_settings(lora_run):
-    from langchain_echo import EchoEmbeddings  # here, so the GPU check can run this file without the adapters
-    from llamaindex_echo import EchoEmbedding
-
+def test_the_folder_loads_three_ways_with_its_settings(lora_run):
     folder, model = lora_run
     saved = json.loads((folder / "echo_config.json").read_text())
     assert saved["template"] == "echo-instruct" and saved["pooling"] == "last"
@@ -135,8 +133,6 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
     assert not (folder / "adapter_config.json").exists()  # LoRA merged into the saved weights
     expected_docs, expected_queries = model.encode_document(TEXTS), model.encode_query(TEXTS)
     encoder = EchoEncoder.from_pretrained(str(folder), device=DEVICE)
-    langchain = EchoEmbeddings(model_name=str(folder), device=DEVICE)
-    llamaindex = EchoEmbedding(model_name=str(folder), device=DEVICE)
     sentence_transformers = [
         load_sentence_transformer(str(folder), device=DEVICE),
         SentenceTransformer(str(folder), trust_remote_code=True, device=DEVICE),
@@ -144,11 +140,6 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
     assert encoder.pooling == "last" and encoder.template.name == "echo-instruct"
     got = {
         "EchoEncoder": (encoder.encode_documents(TEXTS), encoder.encode_queries(TEXTS)),
-        "LangChain": (np.array(langchain.embed_documents(TEXTS)), np.array([langchain.embed_query(t) for t in TEXTS])),
-        "LlamaIndex": (
-            np.array(llamaindex.get_text_embedding_batch(TEXTS)),
-            np.array([llamaindex.get_query_embedding(t) for t in TEXTS]),
-        ),
         **{
             f"SentenceTransformer {i}": (st.encode_document(TEXTS), st.encode_query(TEXTS))
             for i, st in enumerate(sentence_transformers)
@@ -165,6 +156,27 @@ def test_the_folder_loads_five_ways_with_its_settings(lora_run):
         pooling="last",
     )
     assert (_cos(base.encode_documents(TEXTS), expected_docs) < 0.999).any()
+
+
+@pytest.mark.adapters
+def test_the_adapters_load_the_folder_with_its_settings(lora_run):
+    from langchain_echo import EchoEmbeddings
+    from llamaindex_echo import EchoEmbedding
+
+    folder, model = lora_run
+    expected_docs, expected_queries = model.encode_document(TEXTS), model.encode_query(TEXTS)
+    langchain = EchoEmbeddings(model_name=str(folder), device=DEVICE)
+    llamaindex = EchoEmbedding(model_name=str(folder), device=DEVICE)
+    got = {
+        "LangChain": (np.array(langchain.embed_documents(TEXTS)), np.array([langchain.embed_query(t) for t in TEXTS])),
+        "LlamaIndex": (
+            np.array(llamaindex.get_text_embedding_batch(TEXTS)),
+            np.array([llamaindex.get_query_embedding(t) for t in TEXTS]),
+        ),
+    }
+    for name, (docs, queries) in got.items():
+        assert (_cos(docs, expected_docs) >= 0.9999).all(), name
+        assert (_cos(queries, expected_queries) >= 0.9999).all(), name
 
 
 def test_a_diverging_run_stops_and_saves_nothing(tiny_model_dir, tmp_path):
