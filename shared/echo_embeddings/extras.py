@@ -17,6 +17,7 @@ EXTRAS = {
     "fastapi": "server",
     "uvicorn": "server",
     "prometheus_client": "server",
+    "orjson": "server",
     "peft": "train",
     "datasets": "train",
     "ray": "ray",
