@@ -91,8 +91,7 @@ gpu-bundle: setup
 GPU_PYTHON ?= python3
 GPU_BUNDLE ?= .gpu-bundle
 gpu-check:
-	$(GPU_PYTHON) -m pip install --quiet --no-index --find-links $(GPU_BUNDLE)/wheels pydantic platformdirs sentencepiece \
-	  protobuf pytest-asyncio datasets
+	$(GPU_PYTHON) -m pip install --quiet --no-index --find-links $(GPU_BUNDLE)/wheels -r $(GPU_BUNDLE)/requirements.txt
 	$(GPU_PYTHON) benchmarks/gpu_check.py --bundle $(GPU_BUNDLE) $(GPU_CHECK_ARGS)
 
 # The documentation site (MkDocs, Material, mkdocstrings) into site/; strict: a broken link or reference fails.

@@ -277,6 +277,8 @@ def make_bundle(bundle: Path, data: Path, python_version: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(bundle / "wheels"), "--no-deps",
                     "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", *platforms,
                     "-c", str(ROOT / "constraints.txt"), *BUNDLE_NO_DEPS], check=True)  # fmt: skip
+    # what `make gpu-check` installs from the wheels (the first ones bring their own dependencies)
+    (bundle / "requirements.txt").write_text("\n".join([*BUNDLE_WHEELS, *BUNDLE_NO_DEPS]) + "\n", encoding="utf-8")
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     print(f"{bundle}: {size / 2**20:.1f} MiB")
 
