@@ -36,7 +36,7 @@ from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.classification import evaluate_classification
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.evaluation.sts import evaluate_sts, load_sts
-from echo_embeddings.models import default_device
+from echo_embeddings.loading import default_device
 from echo_embeddings.training import distill, recipe_rows, train
 from echo_embeddings.training.recipe import DEFAULT_ROWS
 

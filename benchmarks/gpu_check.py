@@ -113,7 +113,7 @@ def run_tests(device: str) -> dict:
 
 def parity(folder: Path, sentences: list[str], device: str) -> dict:
     from echo_embeddings import EchoEncoder
-    from echo_embeddings.batching import collate
+    from echo_embeddings.collation import collate
     from echo_embeddings.pooling import pool
 
     reference = EchoEncoder.from_pretrained(str(folder), device="cpu", dtype="float32").encode(sentences)
@@ -140,7 +140,7 @@ def speed(tokenizer, texts: dict, device: str, tiny: bool) -> dict:
     from transformers import AutoModel, LlamaConfig
 
     from echo_embeddings import EchoEncoder
-    from echo_embeddings.models import LoadedModel
+    from echo_embeddings.loading import LoadedModel
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     config = LlamaConfig(

@@ -23,7 +23,7 @@ import torch
 
 from echo_embeddings import EchoEncoder
 from echo_embeddings.evaluation.sts import load_sts
-from echo_embeddings.ray import embed_dataset, split_errors
+from echo_embeddings.ray_data import embed_dataset, split_errors
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -32,10 +32,10 @@ import torch
 from measure import ForwardCounter, gemm_peak
 
 from echo_embeddings import EchoEncoder, load_model
-from echo_embeddings.batching import collate
+from echo_embeddings.collation import collate
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.sts import evaluate_sts
-from echo_embeddings.models import LoadedModel
+from echo_embeddings.loading import LoadedModel
 from echo_embeddings.pooling import pool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -8,7 +8,8 @@ from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict, Field, model_validator
 
 from echo_embeddings.config import EchoConfig
-from echo_embeddings.settings import EncoderSettings, single_text
+from echo_embeddings.framework_settings import EncoderSettings
+from echo_embeddings.texts import single_text
 
 ENCODE_KWARGS = {
     "batch_size": "batch_size",

@@ -12,14 +12,14 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import ConfigDict, Field, model_validator
 
 from echo_embeddings.config import EchoConfig
-from echo_embeddings.settings import EncoderSettings, single_text
-from echo_embeddings.texts import check_texts
+from echo_embeddings.framework_settings import EncoderSettings
+from echo_embeddings.texts import check_texts, single_text
 
 REFUSED_HUGGINGFACE_ARGUMENTS = {
     "model": "pass model_name: EchoEmbedding loads (and shares) the model itself",
     "tokenizer": "pass model_name: echo reads the model's own tokenizer",
-    "parallel_process": "one model per process; for several devices, embed with echo_embeddings.ray.embed_dataset",
-    "target_devices": "one model per process; for several devices, embed with echo_embeddings.ray.embed_dataset",
+    "parallel_process": "one model per process; for several devices, embed with echo_embeddings.ray_data.embed_dataset",
+    "target_devices": "one model per process; for several devices, embed with echo_embeddings.ray_data.embed_dataset",
     "tokenizer_kwargs": "the tokenizer is the model's own, read through the template",
     "config_kwargs": "use model_kwargs (passed to AutoModel.from_pretrained)",
 }

@@ -7,7 +7,7 @@ prefix have seen the whole first copy, so they differ when the endings differ.
 
 import torch
 
-from echo_embeddings.batching import collate
+from echo_embeddings.collation import collate
 
 PREFIX = "the cat sat on the mat"
 TEXTS = [PREFIX + " and purred happily all afternoon", PREFIX + " then ran away from the barking dog"]

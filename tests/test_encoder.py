@@ -284,7 +284,7 @@ def test_other_causal_lm_families(architecture, smollm_tokenizer, tmp_path):
 @pytest.mark.parametrize(("template", "instruction"), [("echo", None), ("classical", None), ("echo-instruct", "Find")])
 def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, instruction):
     """The template's prefix is computed once and reused; vectors equal a forward pass over whole sequences."""
-    from echo_embeddings.batching import collate
+    from echo_embeddings.collation import collate
     from echo_embeddings.pooling import pool
 
     encoder = tiny_encoder.with_settings(template=template, normalize=False)
@@ -315,7 +315,7 @@ def test_streamed_chunks_give_the_same_vectors_in_order(tiny_encoder, monkeypatc
 
 
 def test_batch_plans_cover_every_input_within_the_limits():
-    from echo_embeddings.batching import plan_batches
+    from echo_embeddings.collation import plan_batches
 
     rng = random.Random(0)
     for _ in range(200):

@@ -20,9 +20,9 @@ from echo_embeddings import EchoEncoder, TruncationWarning, load_model
 from echo_embeddings.cli import main
 from echo_embeddings.errors import EchoEmbeddingsError, InputError, ModelError
 from echo_embeddings.files import read_texts
+from echo_embeddings.loading import bundled_base_gguf
 from echo_embeddings.model_cache import MANIFEST, converted_gguf
 from echo_embeddings.model_cache import intact as _intact
-from echo_embeddings.models import bundled_base_gguf
 
 from .conftest import stsb_sentences
 

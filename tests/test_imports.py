@@ -14,7 +14,7 @@ import pytest
         "import echo_embeddings.evaluation.metrics",
         "from echo_embeddings.config import EchoConfig; EchoConfig(template='classical')",
         "from echo_embeddings.errors import EchoEmbeddingsError",
-        "import echo_embeddings.settings",
+        "import echo_embeddings.framework_settings",
     ],
 )
 def test_does_not_import_torch(statement):
@@ -27,7 +27,7 @@ OPTIONAL = ("sentence_transformers", "peft", "datasets", "fastapi", "uvicorn", "
 
 def test_the_command_line_needs_no_optional_dependency_to_start():
     code = (
-        "import sys; from echo_embeddings.cli import _parser; _parser(); "
+        "import sys; from echo_embeddings.cli import build_parser; build_parser(); "
         f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({OPTIONAL!r}))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -35,6 +35,15 @@ def test_the_command_line_needs_no_optional_dependency_to_start():
 
 
 CLI = "from echo_embeddings.cli import main; sys.exit(main"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["eval", "ablations", "--help"], ["train", "--help"]])
+def test_help_and_version_import_no_torch(argv):
+    """They answer at once: the parser is built from the settings models, never from the modules that run."""
+    code = f"import sys; from echo_embeddings.cli import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
+    code += "print('TORCH' if 'torch' in sys.modules else 'ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "ok", result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from echo_embeddings import EchoEncoder
-from echo_embeddings.packing import PACKABLE_MODEL_TYPES, can_pack, plan_rows
+from echo_embeddings.collation import PACKABLE_MODEL_TYPES, can_pack, plan_rows
 
 from .conftest import DEVICE, stsb_sentences, tiny_sizes
 

@@ -10,7 +10,7 @@ import ray
 
 from echo_embeddings import EchoEncoder
 from echo_embeddings.cli import main
-from echo_embeddings.ray import embed_dataset, read_jsonl, split_errors
+from echo_embeddings.ray_data import embed_dataset, read_jsonl, split_errors
 
 from .conftest import stsb_sentences
 
@@ -86,7 +86,7 @@ def test_cli_parquet_and_jsonl(corpus, tiny_model_dir, tmp_path, capsys):
     code = main([*args, "--model", str(tiny_model_dir), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "2000 input rows = 1997 embedded" in captured.out and "+ 3 errors" in captured.out
+    assert "2000 input rows = 1997 embedded" in captured.err and "+ 3 errors" in captured.err
     assert pq.read_table(out).num_rows == 1997
     assert sorted(pq.read_table(tmp_path / "embedded.errors").column("doc_id").to_pylist()) == ["d1999", "d500", "d7"]
 
@@ -98,5 +98,5 @@ def test_cli_parquet_and_jsonl(corpus, tiny_model_dir, tmp_path, capsys):
     code = main(["embed", str(jsonl), "-o", str(out), "--ray", "--model", str(tiny_model_dir), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "4 input rows = 2 embedded" in captured.out
+    assert "4 input rows = 2 embedded" in captured.err
     assert sorted(pq.read_table(tmp_path / "from_jsonl.errors").column("doc_id").to_pylist()) == ["b", "c"]

@@ -265,7 +265,7 @@ def test_a_pass_waits_for_as_many_texts_as_the_last_one_held(tiny_encoder):
     leaves no room for timing luck); after a pass of one, a lone request does not wait at all."""
     import asyncio
 
-    from echo_embeddings.batcher import DynamicBatcher
+    from echo_embeddings.serving.batcher import DynamicBatcher
 
     async def staggered(batcher: DynamicBatcher, i: int) -> np.ndarray:
         await asyncio.sleep(0.02 * i)

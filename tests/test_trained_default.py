@@ -15,9 +15,10 @@ import torch
 from safetensors import safe_open
 
 from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, load_model, sentence_transformer
+from echo_embeddings.digests import file_digest
 from echo_embeddings.errors import ModelError
-from echo_embeddings.model_cache import MANIFEST, cache_dir, converted_gguf, file_digest, intact
-from echo_embeddings.models import bundled_base_gguf
+from echo_embeddings.loading import bundled_base_gguf
+from echo_embeddings.model_cache import MANIFEST, cache_dir, converted_gguf, intact
 from echo_embeddings.trained import ADAPTER_FILE, TRAINED_MODELS, TrainedModel
 
 from .conftest import stsb_sentences

@@ -14,7 +14,7 @@ from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
     from .encoder import EchoEncoder
-    from .models import load_model
+    from .loading import load_model
     from .st import load_sentence_transformer, sentence_transformer
     from .tokenization import TruncationWarning
 
@@ -31,7 +31,7 @@ package (:mod:`echo_embeddings.trained`)."""
 _LAZY = {
     "EchoEncoder": "encoder",
     "TruncationWarning": "tokenization",
-    "load_model": "models",
+    "load_model": "loading",
     "sentence_transformer": "st",
     "load_sentence_transformer": "st",
 }

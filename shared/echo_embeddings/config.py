@@ -29,7 +29,6 @@ from . import DEFAULT_MODEL
 from .errors import ConfigError
 from .templates import PoolingName, Template, resolve_template, template_spec
 from .tokenization import TruncationName
-from .trained import trained_model
 
 CONFIG_FILE = "echo_config.json"
 """The file in a model folder that holds its :data:`FOLDER_KEYS`."""
@@ -122,10 +121,10 @@ class EchoConfig(BaseModel):
     query_instruction: str | None = Field(
         default=None,
         description="Fills the query form's {instruction} slot (or leads the query prompt if it has none); "
-        "None: the template's own.",
+        "None or empty: the template's own.",
     )
     document_instruction: str | None = Field(
-        default=None, description="The same for the document form; None: the template's own, if any."
+        default=None, description="The same for the document form; None or empty: the template's own, if any."
     )
     device: str | None = Field(default=None, description="cuda, mps, cpu...; None picks cuda, then mps, then cpu.")
     dtype: str | None = Field(default=None, description="float32, bfloat16...; None: bfloat16 on CUDA, else float32.")
@@ -222,11 +221,10 @@ class EchoConfig(BaseModel):
 
 
 def read_folder_settings(model_name: str) -> dict[str, Any]:
-    """The :data:`FOLDER_KEYS` saved in ``model_name/echo_config.json``, or {} when it is not such a folder.
+    """The :data:`FOLDER_KEYS` saved in ``model_name/echo_config.json``, or {} when it is not such a folder; a
+    trained model shipped in this package reads its own."""
+    from .trained import trained_model  # not at import: it needs numpy, which the command line's parser does not
 
-    A trained model shipped in this package reads its own. Files written before every setting lived here used
-    ``max_seq_length``; it still loads.
-    """
     trained = trained_model(model_name)
     path = (trained.folder if trained else Path(model_name).expanduser()) / CONFIG_FILE
     if not path.is_file():
@@ -235,8 +233,16 @@ def read_folder_settings(model_name: str) -> dict[str, Any]:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: unreadable echo configuration ({err})") from None
+    return folder_settings_from(saved, path)
+
+
+def folder_settings_from(saved: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """The settings in the parsed ``echo_config.json`` at ``path``: the fingerprint (a record) left out, and
+    ``max_seq_length``, the key's name before every setting lived in this file, read as ``max_length``. Anything but
+    an object of :data:`FOLDER_KEYS` is a :class:`ConfigError` naming ``path``."""
     if not isinstance(saved, dict):
         raise ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    saved = dict(saved)
     if "max_seq_length" in saved:
         saved.setdefault("max_length", saved.pop("max_seq_length"))
     saved.pop(FINGERPRINT_KEY, None)

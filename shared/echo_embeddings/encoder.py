@@ -11,13 +11,11 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
-from .batching import collate, plan_batches
+from .collation import can_pack, collate, collate_packed, plan_batches, unpack
 from .config import LOADING_KEYS, EchoConfig
+from .core import EchoCore
 from .errors import ConfigError
-from .models import LoadedModel, is_causal, load_model
-from .packing import can_pack, collate_packed, unpack
-from .pooling import pool
-from .prefix_cache import PrefixCache
+from .loading import LoadedModel, load_model
 from .quantization import shrink
 from .templates import PoolingName, Template
 from .texts import check_texts
@@ -50,24 +48,23 @@ class EncodeStats:
 
 
 class EchoEncoder:
-    """Embeds texts with a causal LM by mean-pooling the second copy of each text (echo embeddings).
+    """Embeds texts with a causal LM by pooling the states of each text's second copy (echo embeddings), the
+    template's way.
 
-    Build one with :meth:`from_pretrained`; :meth:`with_settings` gives another reading of the same loaded model.
-    Texts are batched length-sorted under a token budget, and a batch runs as one packed pass where the model
-    allows (:mod:`echo_embeddings.packing`). Thread-safe: concurrent ``encode`` calls give the same vectors as
-    sequential ones.
+    Build one with [from_pretrained][echo_embeddings.EchoEncoder.from_pretrained];
+    [with_settings][echo_embeddings.EchoEncoder.with_settings] gives another reading of the same loaded model. On
+    top of the inference core ([EchoCore][echo_embeddings.core.EchoCore]) it plans length-sorted batches under a
+    token budget, runs a batch as one packed pass where the model allows, reads long texts in windows, checks that
+    the output is finite and quantizes. Thread-safe: concurrent ``encode`` calls give the same vectors as sequential
+    ones.
     """
 
     def __init__(self, loaded: LoadedModel, *, config: EchoConfig | None = None) -> None:
-        config = config or EchoConfig(model_name=loaded.name)
-        check_max_length(config.max_length, loaded)
-        check_vector_size(config, loaded)
-        self.config = config
-        self.template: Template = config.resolved_template
-        self.pooling: PoolingName = config.resolved_pooling
+        self._core = EchoCore(loaded, config or EchoConfig(model_name=loaded.name))
+        self.config = self._core.config
+        self.template: Template = self._core.template
+        self.pooling: PoolingName = self._core.pooling
         self._loaded = loaded
-        self.template_tokenizer = template_tokenizer(loaded, config)
-        self._prefix_cache = PrefixCache(loaded.model)
         self._packs = can_pack(loaded.model, self.template_tokenizer.longest())
 
     @classmethod
@@ -96,6 +93,11 @@ class EchoEncoder:
         return EchoEncoder(self._loaded, config=self.config.replace(**settings))
 
     @property
+    def template_tokenizer(self) -> TemplateTokenizer:
+        """How texts become token ids: the template's forms, the read budget and truncation."""
+        return self._core.tokenizer()
+
+    @property
     def model(self) -> Any:
         """The underlying transformers model (no LM head)."""
         return self._loaded.model
@@ -119,9 +121,7 @@ class EchoEncoder:
         """A stable identifier of everything that decides this encoder's vectors (weights, template, pooling,
         lengths, truncation, normalization, instructions, dimension, precision, dtype): equal fingerprints, equal
         vectors; use it to key caches of vectors (see :mod:`echo_embeddings.fingerprint`)."""
-        from .fingerprint import fingerprint
-
-        return fingerprint(self.config, self._loaded.weights_id, max_length=self.max_length, dtype=self.model.dtype)
+        return self._core.fingerprint()
 
     @property
     def device(self) -> torch.device:
@@ -198,9 +198,9 @@ class EchoEncoder:
         ``precision`` says (int8/uint8; binary/ubinary pack 8 dimensions a byte).
 
         Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
-        prompt when the form has none; None means the config's ``query_instruction``/``document_instruction``,
-        then the template's own. ``batch_size`` defaults to the config's. ``show_progress``: True for a progress
-        bar (counting texts), or a tqdm bar of the caller's to advance. A text longer than ``max_text_tokens`` is
+        prompt when the form has none; None (or ``""``) means the config's ``query_instruction`` or
+        ``document_instruction``, then the template's own. ``batch_size`` defaults to the config's.
+        ``show_progress``: True for a progress bar (counting texts), or a tqdm bar of the caller's to advance. A text longer than ``max_text_tokens`` is
         handled as ``truncation`` says: cut (a :class:`TruncationWarning` says how many), refused before any
         forward pass, or read in windows whose unit vectors are averaged. A text with no tokens (``""``) is
         embedded as the EOS token in its place. ``return_stats``: also return an :class:`EncodeStats`, which says
@@ -208,16 +208,14 @@ class EchoEncoder:
         """
         texts = check_texts(texts)
         batch_size = self._batch_size(batch_size)
-        instruction = self._instruction(query, instruction)
+        instruction = self._core.instruction(query, instruction)
         self.template_tokenizer.check_lengths(texts, query=query, instruction=instruction)
         budget = self.template_tokenizer.budget(query=query, instruction=instruction)
         out = np.empty((len(texts), self._loaded.dim), dtype=np.float32)
         text_tokens = np.zeros(len(texts), dtype=np.int64)
         read_tokens = np.zeros(len(texts), dtype=np.int64)
         windows = np.zeros(len(texts), dtype=np.int64)
-        prefix = self.template_tokenizer.shared_prefix(query=query, instruction=instruction)
-        if not is_causal(self.model):  # the prefix's states depend on what follows: nothing to reuse
-            prefix = ()
+        prefix = self._core.shared_prefix(query=query, instruction=instruction)
         from tqdm.auto import tqdm
 
         if hasattr(show_progress, "update"):
@@ -291,7 +289,7 @@ class EchoEncoder:
     ) -> None:
         """With ``truncation="error"``, raise :class:`~echo_embeddings.errors.TextTooLongError` for the first text
         :meth:`encode` would refuse (naming it ``name[index]``), tokenizing only; otherwise do nothing."""
-        instruction = self._instruction(query, instruction)
+        instruction = self._core.instruction(query, instruction)
         self.template_tokenizer.check_lengths(check_texts(texts), query=query, instruction=instruction, name=name)
 
     def _batch_size(self, batch_size: int | None) -> int:
@@ -300,12 +298,6 @@ class EchoEncoder:
         if type(batch_size) is not int or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         return batch_size
-
-    def _instruction(self, query: bool, instruction: str | None) -> str | None:
-        """``instruction``, or the config's for the form when None (the template's own then applies)."""
-        if instruction is not None:
-            return instruction
-        return self.config.query_instruction if query else self.config.document_instruction
 
     def encode_chunks(
         self,
@@ -334,7 +326,7 @@ class EchoEncoder:
             raise ConfigError(f"spans must hold one list of (start, end) pairs per document ({len(documents)})")
         if self.pooling == "last":
             raise ConfigError("late chunking pools each chunk's span: use a pooling other than 'last'")
-        instruction = self._instruction(False, instruction)
+        instruction = self._core.instruction(False, instruction)
         checked = [
             check_spans(doc_spans, len(doc), d) for d, (doc, doc_spans) in enumerate(zip(documents, spans, strict=True))
         ]
@@ -353,7 +345,7 @@ class EchoEncoder:
                      for chunk, (first, end) in zip(window.chunks, window.spans, strict=True)]
                 )  # fmt: skip
                 items.append(item)
-        prefix = self.template_tokenizer.shared_prefix(instruction=instruction) if is_causal(self.model) else ()
+        prefix = self._core.shared_prefix(query=False, instruction=instruction)
         out = [np.empty((len(doc_spans), self._loaded.dim), dtype=np.float32) for doc_spans in checked]
         from tqdm.auto import tqdm
 
@@ -382,19 +374,14 @@ class EchoEncoder:
         chunk_mask = torch.zeros((len(rows), hidden.shape[1]), dtype=torch.bool, device=hidden.device)
         for r, (_, _, _, first, end) in enumerate(rows):
             chunk_mask[r, first - len(prefix) : end - len(prefix)] = True
-        vectors = pool(hidden[picked], chunk_mask, token_mask[picked], self.pooling)
-        if self.config.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        vectors = self._core.pool(hidden[picked], chunk_mask, token_mask[picked], normalize=self.config.normalize)
         return vectors.cpu().numpy()
 
     @torch.inference_mode()
     def _forward(self, prefix: tuple[int, ...], items: list[ModelInput]) -> np.ndarray:
         """The pooled vectors of ``items``: one packed pass where the model allows it, else a padded batch."""
         hidden, token_mask, pool_mask = self._states(prefix, items)
-        vectors = pool(hidden, pool_mask, token_mask, self.pooling)
-        if self.config.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        return vectors.cpu().numpy()
+        return self._core.pool(hidden, pool_mask, token_mask, normalize=self.config.normalize).cpu().numpy()
 
     def _states(
         self, prefix: tuple[int, ...], items: list[ModelInput]
@@ -403,7 +390,7 @@ class EchoEncoder:
         device, pad_id = self.device, self.template_tokenizer.pad_id
         if self._packs:
             batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
-            hidden = self._prefix_cache.forward(
+            hidden = self._core.states(
                 prefix,
                 batch["input_ids"].to(device),
                 batch["attention_mask"].to(device),
@@ -413,45 +400,9 @@ class EchoEncoder:
         else:
             batch = collate(items, pad_id, len(prefix))
             token_mask = batch["attention_mask"]
-            hidden = self._prefix_cache.forward(prefix, batch["input_ids"].to(device), token_mask.to(device))
+            hidden = self._core.states(prefix, batch["input_ids"].to(device), token_mask.to(device))
         return hidden, token_mask.to(device), batch["pool_mask"].to(device)
 
 
 def _from_recipe(load_kwargs: dict[str, Any], config: EchoConfig) -> EchoEncoder:
     return EchoEncoder(load_model(config.model_name, **load_kwargs), config=config)
-
-
-def template_tokenizer(loaded: LoadedModel, config: EchoConfig, max_length: int | None = None) -> TemplateTokenizer:
-    """The template tokenizer ``config`` asks for on ``loaded``; ``max_length`` overrides the whole-sequence bound
-    (else the config's, else the model's position limit)."""
-    return TemplateTokenizer(
-        loaded.tokenizer,
-        config.resolved_template,
-        max_length or config.max_length or position_limit(loaded),
-        max_text_tokens=config.max_text_tokens,
-        truncation=config.truncation,
-    )
-
-
-def check_vector_size(config: EchoConfig, loaded: LoadedModel) -> None:
-    """``truncate_dim`` and ``quantization_ranges`` must fit the model's hidden size."""
-    dim = config.truncate_dim or loaded.dim
-    if dim > loaded.dim:
-        raise ConfigError(f"truncate_dim must be at most {loaded.dim} for {loaded.name}, got {dim}")
-    if config.quantization_ranges is not None and len(config.quantization_ranges[0]) != dim:
-        raise ConfigError(
-            f"quantization_ranges has {len(config.quantization_ranges[0])} dimensions, the vectors {dim}: compute "
-            "them with EchoEncoder.quantization_ranges at the same truncate_dim"
-        )
-
-
-def position_limit(loaded: LoadedModel) -> int | None:
-    """The model's position limit (``max_position_embeddings``), or None when its config has none."""
-    return getattr(loaded.model.config, "max_position_embeddings", None) or None
-
-
-def check_max_length(max_length: int | None, loaded: LoadedModel) -> None:
-    """``max_length`` must fit the model's position embeddings."""
-    limit = position_limit(loaded)
-    if limit and max_length is not None and max_length > limit:
-        raise ConfigError(f"max_length must be at most {limit} for {loaded.name}, got {max_length!r}")

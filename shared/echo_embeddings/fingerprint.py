@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from .config import EchoConfig
-from .model_cache import cache_dir, file_sha256
+from .digests import content_digest
 from .templates import template_spec
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*", "*.model", "vocab*", "merges.txt")
 """The files of a model folder whose content decides its vectors (settings files aside: they are read as settings)."""
-DIGESTS = "digests.json"
-MEMO_ENTRIES = 1000
 
 
 def weights_identity(source: str, model: Any) -> str:
@@ -37,36 +34,6 @@ def weights_identity(source: str, model: Any) -> str:
             digest.update(f"{path.name}:{content_digest(path)};".encode())
         return "files:" + digest.hexdigest()
     return f"hub:{source}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
-
-
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(path: Path) -> str:
-    """The SHA-256 of the file at ``path``, computed once per file version: remembered by path, size and
-    modification time, in this process and in the cache folder's ``digests.json``."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key in _digests:
-        return _digests[key]
-    memo = cache_dir() / DIGESTS
-    try:
-        saved = json.loads(memo.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        saved = {}
-    name = "|".join(map(str, key))
-    if not isinstance(saved, dict) or not isinstance(saved.get(name), str):
-        saved = {**(saved if isinstance(saved, dict) else {}), name: file_sha256(path)}
-        saved = dict(list(saved.items())[-MEMO_ENTRIES:])  # the newest
-        try:  # a lost update between processes only costs a recomputation
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f".{DIGESTS}.{os.getpid()}")
-            tmp.write_text(json.dumps(saved), encoding="utf-8")
-            os.replace(tmp, memo)
-        except OSError:
-            pass
-    _digests[key] = saved[name]
-    return saved[name]
 
 
 def fingerprint(config: EchoConfig, weights: str, *, max_length: int | None, dtype: Any) -> str:

@@ -8,7 +8,6 @@ damaged and built again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .digests import file_digest
 from .files import follow_umask
 
 logger = logging.getLogger(__name__)
@@ -69,26 +69,6 @@ def intact(folder: Path) -> bool:
         return all(file_digest(folder / name) == digest for name, digest in files.items())
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def file_digest(path: Path) -> str:
-    """A cheap content key: size plus a hash of the first and last MiB."""
-    size = path.stat().st_size
-    h = hashlib.blake2b(str(size).encode(), digest_size=8)
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read(1 << 20))
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of the file at ``path``, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_gguf(gguf: Path) -> Path:

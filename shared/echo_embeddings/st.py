@@ -14,9 +14,10 @@ sentence-transformers >= 6 loads classes from outside its own package only with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,16 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import InputModule, Module, Normalize
 
 from . import __version__
-from .batching import collate
-from .config import CONFIG_FILE, FINGERPRINT_KEY, FOLDER_KEYS, EchoConfig
-from .encoder import check_max_length, check_vector_size, template_tokenizer
+from .collation import collate
+from .config import CONFIG_FILE, FINGERPRINT_KEY, FOLDER_KEYS, EchoConfig, folder_settings_from
+from .core import EchoCore
 from .errors import ConfigError
 from .files import follow_umask
-from .fingerprint import fingerprint, weights_identity
-from .models import is_causal, load_model
+from .fingerprint import weights_identity
+from .loading import load_model
 from .pooling import pool
-from .prefix_cache import PrefixCache
-from .templates import PoolingName
+from .templates import PoolingName, Template
 from .texts import check_texts
-from .tokenization import TemplateTokenizer
 
 
 class EchoTransformer(InputModule):
@@ -48,8 +47,10 @@ class EchoTransformer(InputModule):
             ``query_instruction``, ``device``, ``dtype``, ``model_kwargs``, ...); a folder's own
             ``echo_config.json`` supplies the defaults.
 
-    Outside training, ``forward`` runs the template's shared prefix once and reuses its keys and values, as
-    :class:`~echo_embeddings.EchoEncoder` does; in training mode every sequence runs whole, so gradients reach it.
+    A thin adapter over the inference core ([EchoCore][echo_embeddings.core.EchoCore]), which
+    [EchoEncoder][echo_embeddings.EchoEncoder] reads with too: same instructions, prefix, states and pooling, so
+    the same vectors. Outside training, ``forward`` runs the template's shared prefix once and reuses its keys and
+    values; in training mode every sequence runs whole, so gradients reach it.
     """
 
     config_file_name = CONFIG_FILE
@@ -57,30 +58,30 @@ class EchoTransformer(InputModule):
 
     def __init__(self, model_name_or_path: str | None = None, **settings: Any) -> None:
         super().__init__()
-        self._tokenizers: dict[int | None, TemplateTokenizer] = {}
-        self.echo_config = EchoConfig.create(model_name_or_path, **settings)
-        # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
-        loaded = load_model(self.echo_config.model_name, **self.echo_config.loading_options(), shared=False)
-        self._loaded = loaded
-        self.auto_model = loaded.model
-        self.tokenizer = loaded.tokenizer
-        self.template = self.echo_config.resolved_template
-        self._prefix_cache = PrefixCache(self.auto_model)
-        if self.echo_config.truncation == "windows":
+        config = EchoConfig.create(model_name_or_path, **settings)
+        if config.truncation == "windows":
             raise ConfigError("truncation='windows' gives a text several inputs; sentence-transformers needs one")
-        check_max_length(self.echo_config.max_length, loaded)
-        check_vector_size(self.echo_config, loaded)
-        self._tokenizer_for(None)  # a template that cannot fit max_length fails here
+        # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
+        self._loaded = load_model(config.model_name, **config.loading_options(), shared=False)
+        self.auto_model = self._loaded.model
+        self.tokenizer = self._loaded.tokenizer
+        self._truncations: list[int] | None = None  # [cut, texts] while one_truncation_warning counts
+        self.echo_config = config
 
     @property
     def echo_config(self) -> EchoConfig:
         """The settings this module reads texts with; setting new ones applies them to the next batch."""
-        return self._echo_config
+        return self.core.config
 
     @echo_config.setter
     def echo_config(self, config: EchoConfig) -> None:
-        self._echo_config = config
-        self._tokenizers.clear()  # built for the old lengths
+        core = EchoCore(self._loaded, config)
+        core.replace_model(self.auto_model)  # the module's current network (LoRA-wrapped, moved or cast)
+        self.core = core
+
+    @property
+    def template(self) -> Template:
+        return self.core.template
 
     @property
     def max_seq_length(self) -> int:
@@ -90,13 +91,6 @@ class EchoTransformer(InputModule):
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self.echo_config = self.echo_config.replace(max_text_tokens=value)
-        self._tokenizer_for(None)
-
-    def _tokenizer_for(self, max_length: int | None) -> TemplateTokenizer:
-        """The template tokenizer for a whole-sequence bound (None: the config's, else the model's positions)."""
-        if max_length not in self._tokenizers:
-            self._tokenizers[max_length] = template_tokenizer(self._loaded, self.echo_config, max_length)
-        return self._tokenizers[max_length]
 
     def get_config_dict(self) -> dict[str, Any]:
         return self.echo_config.folder_settings()
@@ -107,11 +101,27 @@ class EchoTransformer(InputModule):
     def replace_model(self, model: torch.nn.Module) -> None:
         """Use ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
         self.auto_model = model
-        self._prefix_cache = PrefixCache(model)
+        self.core.replace_model(model)
 
     def train(self, mode: bool = True) -> EchoTransformer:
-        self._prefix_cache.clear()  # cached prefix states are stale once the weights may change
+        self.core.prefix_cache.clear()  # cached prefix states are stale once the weights may change
         return super().train(mode)
+
+    @contextlib.contextmanager
+    def one_truncation_warning(self) -> Iterator[None]:
+        """Within it, the texts :meth:`preprocess` cuts are counted, and one
+        [TruncationWarning][echo_embeddings.TruncationWarning] at the end says how many, as one
+        ``EchoEncoder.encode`` call does (sentence-transformers preprocesses a call's texts batch by batch)."""
+        if self._truncations is not None:  # an outer call counts them
+            yield
+            return
+        self._truncations = [0, 0]
+        try:
+            yield
+            cut, total = self._truncations
+        finally:
+            self._truncations = None
+        self.core.tokenizer().warn_truncated(cut, total)
 
     def preprocess(
         self,
@@ -123,16 +133,22 @@ class EchoTransformer(InputModule):
     ) -> dict[str, Any]:
         """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction.
 
-        Without a prompt, the config's ``query_instruction``/``document_instruction`` apply, then the template's.
-        ``max_length`` (a trainer's per-call override) bounds this batch's whole sequences, as ``max_length`` does.
+        Without a prompt (None or ``""``), the config's ``query_instruction``/``document_instruction`` apply, then
+        the template's, as in ``EchoEncoder.encode``. ``max_length`` (a trainer's per-call override) bounds this
+        batch's whole sequences, as ``max_length`` does.
         """
         query = task == "query"
-        instruction = prompt or (self.echo_config.query_instruction if query else self.echo_config.document_instruction)
-        tokenizer = self._tokenizer_for(max_length)
+        instruction = self.core.instruction(query, prompt)
+        tokenizer = self.core.tokenizer(max_length)
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
-        tokenizer.warn_truncated(sum(item.truncated for item in items), len(items))
+        cut = sum(item.truncated for item in items)
+        if self._truncations is None:
+            tokenizer.warn_truncated(cut, len(items))
+        else:
+            self._truncations[0] += cut
+            self._truncations[1] += len(items)
         features = collate(items, tokenizer.pad_id)
-        prefix = tokenizer.shared_prefix(query=query, instruction=instruction) if is_causal(self.auto_model) else ()
+        prefix = self.core.shared_prefix(query=query, instruction=instruction, tokenizer=tokenizer)
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
         return features
 
@@ -147,7 +163,7 @@ class EchoTransformer(InputModule):
             cut = len(prefix)
             for key in ("input_ids", "attention_mask", "pool_mask"):
                 features[key] = features[key][:, cut:]
-            hidden = self._prefix_cache.forward(prefix, features["input_ids"], features["attention_mask"])
+            hidden = self.core.states(prefix, features["input_ids"], features["attention_mask"])
         else:
             hidden = self.auto_model(
                 input_ids=features["input_ids"], attention_mask=features["attention_mask"]
@@ -164,8 +180,7 @@ class EchoTransformer(InputModule):
         path = Path(output_path) / CONFIG_FILE
         saved = json.loads(path.read_text(encoding="utf-8"))
         weights = weights_identity(output_path, self.auto_model)
-        max_length = self._tokenizer_for(None).max_length
-        saved[FINGERPRINT_KEY] = fingerprint(self.echo_config, weights, max_length=max_length, dtype="float32")
+        saved[FINGERPRINT_KEY] = self.core.fingerprint(weights=weights, dtype="float32")
         path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _require_this_package(output_path)
         follow_umask(Path(output_path))  # safetensors writes weights as 0600
@@ -196,9 +211,7 @@ class EchoTransformer(InputModule):
         except json.JSONDecodeError as err:
             where = Path(model_name_or_path, subfolder, CONFIG_FILE)
             raise ConfigError(f"{where}: unreadable echo configuration ({err})") from None
-        if "max_seq_length" in config:  # the key's name before every setting lived in this file
-            config["max_length"] = config.pop("max_seq_length")
-        config.pop(FINGERPRINT_KEY, None)  # a record of the saved folder, not a setting
+        config = folder_settings_from(config, Path(model_name_or_path, subfolder, CONFIG_FILE))
         hub = {"token": token, "revision": revision, "local_files_only": local_files_only, "subfolder": subfolder}
         hub = {key: value for key, value in hub.items() if value}
         return cls(
@@ -239,7 +252,10 @@ class EchoSentenceTransformer(SentenceTransformer):
     def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(inputs, str):  # a single str is sentence-transformers' own shorthand for one text
             check_texts(inputs)
-        return super().encode(inputs, *args, **kwargs)
+        module = self[0]
+        counting = module.one_truncation_warning() if isinstance(module, EchoTransformer) else contextlib.nullcontext()
+        with counting:  # one warning per call, as EchoEncoder.encode gives
+            return super().encode(inputs, *args, **kwargs)
 
 
 def sentence_transformer(model_name: str | None = None, **settings: Any) -> SentenceTransformer:

@@ -1,4 +1,4 @@
-"""Checking the texts handed to an encoder: every item a str, reported by index otherwise. No torch."""
+"""Checking the texts handed to an encoder or an adapter: every item a str, reported by index otherwise. No torch."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str: {text!r:.80}")
     return texts
+
+
+def single_text(text: Any, *, role: str = "query") -> list[str]:
+    """``[text]`` for a single text that is a str, else a TypeError naming its role and type."""
+    if not isinstance(text, str):
+        raise TypeError(f"the {role} is {type(text).__name__}, expected str: {text!r:.80}")
+    return [text]
 
 
 def _as_list(texts: Any) -> list[Any]:

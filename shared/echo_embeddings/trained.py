@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import BASE_MODEL, DEFAULT_MODEL
+from .digests import file_sha256
 from .errors import ModelError
-from .model_cache import cache_dir, cached_folder, file_sha256
+from .model_cache import cache_dir, cached_folder
 
 ADAPTER_FILE = "adapter.safetensors"
 CHECKSUM_FILE = "SHA256SUMS"

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..encoder import EchoEncoder
 from ..errors import ConfigError
 from ..templates import PoolingName
+from .ablation_plan import SECTIONS, Sizes
 from .arm import Arm
 from .classification import evaluate_classification
 from .retrieval import evaluate_retrieval
@@ -96,23 +97,6 @@ REFERENCES: dict[str, tuple[str, PoolingName]] = {
     "prompteol": (PROMPTEOL_WORDINGS[0], "last"),
     "classical": (CLASSICAL_WORDINGS[0], "mean"),
 }
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much of each set is read (the CPU budget). Development: the first ``sts_pairs`` STS-B dev pairs, the
-    first ``queries`` judged SciFact train queries against their abstracts plus ``corpus_others`` others, and
-    ``per_intent`` Banking77 train texts per intent to fit the probe and the next ``per_intent`` to score it.
-    Test: all STS-B test pairs, the first ``test_queries`` SciFact test queries plus ``test_corpus_others``
-    others, and ``test_per_intent`` texts per intent of Banking77 train (fit) and test (score)."""
-
-    sts_pairs: int = 300
-    queries: int = 30
-    corpus_others: int = 60
-    per_intent: int = 4
-    test_queries: int = 50
-    test_corpus_others: int = 100
-    test_per_intent: int = 8
 
 
 def copies_template(copies: int, pooled: int) -> str:
@@ -245,17 +229,12 @@ class Ablations:
                 for name, (t, p) in REFERENCES.items()}  # fmt: skip
 
 
-SECTIONS = ("prompts", "copies", "bidirectional", "toy", "candidates", "models")
-"""The sections of a run, in order. ``models`` is the other models' references; the model's own row there comes
-from ``candidates``, which scores the references and the finalist on the test sets."""
-
-
 def run_ablations(
     model_name: str | None,
     *,
     data: Path,
     triples: Path,
-    sizes: Sizes = Sizes(),
+    sizes: Sizes | None = None,
     other_models: Sequence[str] = (),
     device: str | None = None,
     sections: Sequence[str] = SECTIONS,
@@ -265,9 +244,10 @@ def run_ablations(
     """The ``sections`` on ``model_name`` (``models`` on each of ``other_models``), as one JSON-ready dict.
 
     With ``earlier`` (a previous run's results on the same model and sizes), the sections not run keep their
-    earlier rows, and ``runs`` lists both runs' sections and time.
+    earlier rows, and ``runs`` lists both runs' sections and time. ``sizes`` defaults to ``Sizes()``.
     """
     start = time.perf_counter()
+    sizes = sizes or Sizes()
     encoder = EchoEncoder.from_pretrained(model_name, device=device)
     if earlier is not None and (earlier["model"], earlier["sizes"]) != (encoder.model_name, asdict(sizes)):
         raise ConfigError(

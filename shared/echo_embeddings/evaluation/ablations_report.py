@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .ablations import SECTIONS
+from .ablation_plan import SECTIONS
 
 TASKS = {"sts": "STS-B", "retrieval": "SciFact nDCG@10", "classification": "Banking77 acc."}
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import InputError, read_records
+from ..errors import InputError
+from ..files import read_records
 from .arm import Arm
 from .report import Result
 

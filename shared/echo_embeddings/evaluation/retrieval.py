@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import InputError, read_records
+from ..errors import InputError
+from ..files import read_records
 from .arm import Arm
 from .metrics import ndcg_at_k, recall_at_k
 from .report import Result

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingDataError
-from ..files import InputError, read_table
+from ..errors import InputError, TrainingDataError
+from ..files import read_table
 
 ANCHOR, POSITIVE, INSTRUCTION, SCORE = "anchor", "positive", "instruction", "score"
 _NEGATIVE = re.compile(r"^negative(?:_(\d+))?$")

@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from ..config import CONFIG_FILE
+from ..digests import file_sha256
 from ..errors import ConfigError
 from ..files import follow_umask
-from ..model_cache import file_sha256
 from ..trained import ADAPTER_FILE, CHECKSUM_FILE
 from .trainer import CHECKPOINTS, LOG_FILE, TRAINABLE_FILE, _latest_checkpoint
 

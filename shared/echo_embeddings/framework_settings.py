@@ -68,10 +68,3 @@ class EncoderSettings(EchoConfig):
         # Not model_dump: LlamaIndex's adds keys of its own.
         settings = {name: getattr(self, name) for name in EchoConfig.model_fields}
         self._encoder = EchoEncoder.from_pretrained(show_progress=show_progress, **settings)
-
-
-def single_text(text: Any, *, role: str = "query") -> list[str]:
-    """``[text]`` for a single text that is a str, else a TypeError naming its role and type."""
-    if not isinstance(text, str):
-        raise TypeError(f"the {role} is {type(text).__name__}, expected str: {text!r:.80}")
-    return [text]

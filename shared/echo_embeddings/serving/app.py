@@ -4,7 +4,7 @@ Any OpenAI-compatible client works unchanged (the ``openai`` package, LangChain'
 LlamaIndex's ``OpenAILikeEmbedding``). Extensions: ``input_type`` (``query``/``document``, as NVIDIA's and
 Cohere's APIs name it) and ``instruction`` choose the template's query form; for clients that cannot send extra
 fields, the model name ``<name>:query`` does the same. Texts from concurrent requests share forward passes
-(:mod:`echo_embeddings.batcher`). Every error is OpenAI's JSON error shape. ``GET /v1/models``, ``GET /health``,
+(:mod:`echo_embeddings.serving.batcher`). Every error is OpenAI's JSON error shape. ``GET /v1/models``, ``GET /health``,
 Prometheus metrics at ``GET /metrics``. Install with ``pip install "echo-embeddings[server]"``.
 """
 
@@ -27,10 +27,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import ConfigError, InputError, TextTooLongError
+from ..quantization import truncate
 from .batcher import DynamicBatcher, QueueFull
-from .errors import ConfigError, InputError, TextTooLongError
-from .quantization import truncate
-from .server_config import ServerConfig
+from .config import ServerConfig
 
 
 class EmbeddingRequest(BaseModel):

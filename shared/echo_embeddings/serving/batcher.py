@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import EchoEmbeddingsError
+from ..errors import EchoEmbeddingsError
 
 Form = tuple[bool, str | None]
 """How a text is embedded: (query form?, instruction)."""

@@ -1,5 +1,8 @@
-"""Packed passes: the texts of a pass laid end to end in a few rows, each attending to the prefix and itself only.
+"""Collation: texts made into model inputs, as length-sorted padded batches or as packed passes.
 
+Batches are length-sorted and token-budgeted: little padding, bounded memory, input order restored by the caller.
+
+Packed passes lay the texts of a pass end to end in a few rows, each attending to the prefix and itself only.
 A padded batch computes every text at its longest member's length. When the texts of a pass differ in length
 (the server's passes take whatever concurrent requests sent, in arrival order) that wasted about a third of
 each pass. Packing puts the texts of a pass into rows of about ``ROW_TOKENS`` tokens, restarts the positions at
@@ -20,8 +23,47 @@ from typing import Any
 
 import torch
 
-from .models import is_causal
+from .loading import is_causal
 from .tokenization import ModelInput
+
+
+def plan_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
+    """Group indices into batches, longest first.
+
+    A batch holds at most ``max_texts`` inputs and at most ``max_tokens`` tokens once padded to its longest input
+    (a single input longer than ``max_tokens`` still gets a batch of its own). Longest first, so a batch that does
+    not fit in memory fails at once rather than at the end.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= max_texts or (len(current) + 1) * lengths[current[0]] > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def collate(items: Sequence[ModelInput], pad_id: int, skip: int = 0) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask``, and ``pool_mask`` marking each pooled span.
+
+    ``skip`` leaves out the first tokens of every input (a shared prefix computed separately); the pooled spans
+    must lie after them.
+    """
+    width = max(len(item.input_ids) for item in items) - skip
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+    pool_mask = torch.zeros((len(items), width), dtype=torch.bool)
+    for row, item in enumerate(items):
+        n = len(item.input_ids) - skip
+        input_ids[row, :n] = torch.tensor(item.input_ids[skip:], dtype=torch.long)
+        attention_mask[row, :n] = 1
+        pool_mask[row, item.pool_start - skip : item.pool_end - skip] = True
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "pool_mask": pool_mask}
+
 
 ROW_TOKENS = 256
 """Tokens per packed row (a longer text gets a row of its own): enough to keep a pass's rows few and even, short

@@ -1,0 +1,7 @@
+"""``python -m echo_embeddings.cli``: the ``echo-embeddings`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

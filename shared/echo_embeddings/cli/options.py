@@ -1,0 +1,111 @@
+"""Command-line options generated from the settings models, so an option never disagrees with the setting it sets.
+
+Every model-using command offers the :data:`SETTING_OPTIONS` of :class:`~echo_embeddings.config.EchoConfig`; a
+command with settings of its own (training, the server) offers every field of its model with
+:func:`config_options`. Type, choices, help and default come from the pydantic field. No torch here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+
+from ..config import EchoConfig
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..encoder import EchoEncoder
+
+SETTING_OPTIONS = {
+    "model_name": "--model",
+    "template": "--template",
+    "pooling": "--pooling",
+    "batch_size": "--batch-size",
+    "max_text_tokens": "--max-text-tokens",
+    "max_length": "--max-length",
+    "truncation": "--truncation",
+    "truncate_dim": "--truncate-dim",
+    "precision": "--precision",
+    "device": "--device",
+    "dtype": "--dtype",
+}
+"""The :class:`~echo_embeddings.config.EchoConfig` settings every model-using command offers, by option name."""
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def model_options(
+    parser: argparse.ArgumentParser, *, repeat_template: bool = False, defaults: dict[str, str] | None = None
+) -> None:
+    """Add the :data:`SETTING_OPTIONS`; ``defaults`` names the command's own defaults where they are not the
+    settings'; ``repeat_template`` lets ``--template`` be given several times (one run per template)."""
+    for name, option in SETTING_OPTIONS.items():
+        kwargs = setting_option(name, EchoConfig.model_fields[name])
+        if defaults and name in defaults:
+            kwargs["help"] = f"{EchoConfig.model_fields[name].description} Default: {defaults[name]}"
+        if name == "template" and repeat_template:
+            kwargs.update(action="append", help=kwargs["help"] + ". Repeatable.")
+        parser.add_argument(option, **kwargs)
+
+
+def config_options(parser: argparse.ArgumentParser, config: type, title: str) -> None:
+    """An option group with an option per field of the pydantic ``config``: ``--field-name``."""
+    group = parser.add_argument_group(title)
+    for name, field in config.model_fields.items():
+        group.add_argument("--" + name.replace("_", "-"), **setting_option(name, field))
+
+
+def setting_option(name: str, field: Any) -> dict[str, Any]:
+    """argparse keywords for a pydantic field: its type or choices, its description and default (None when not
+    given, so the setting's own default applies)."""
+    kwargs: dict[str, Any] = {"dest": name, "default": None, "help": f"{field.description} Default: {field.default}"}
+    declared = _declared_type(field.annotation)
+    kind = get_origin(declared) or declared
+    choices = [c for arg in get_args(field.annotation) if get_origin(arg) is Literal for c in get_args(arg)]
+    if choices:
+        kwargs["choices"] = choices
+    elif kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind is list:
+        kwargs["nargs"] = "+"
+        item = _declared_type(get_args(declared)[0])
+        if item is int:
+            kwargs["type"] = int
+    elif kind in (int, float):
+        kwargs["type"] = kind
+    return kwargs
+
+
+def _declared_type(annotation: Any) -> Any:
+    """A field's annotation without ``| None`` and ``Annotated``: ``StrictInt | None`` -> int."""
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kind = next(arg for arg in kinds if arg is not type(None))
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+
+
+def given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
+    """The options among ``names`` given on the command line (the others keep their settings' defaults)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def encoder_from(args: argparse.Namespace, *, template: str | None) -> EchoEncoder:
+    """The encoder the :data:`SETTING_OPTIONS` (and ``--quantization-ranges``, where offered) ask for, reading
+    ``template``."""
+    from ..encoder import EchoEncoder
+
+    settings = {name: getattr(args, name) for name in SETTING_OPTIONS}
+    ranges = getattr(args, "quantization_ranges", None)
+    if ranges is not None:
+        try:
+            settings["quantization_ranges"] = json.loads(ranges.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"{ranges}: cannot read quantization ranges ({err})") from None
+    return EchoEncoder.from_pretrained(**{**settings, "template": template})

@@ -1,0 +1,133 @@
+"""EchoCore: the one inference core, a loaded causal LM read through an :class:`~echo_embeddings.config.EchoConfig`.
+
+Both ways of reading texts use it: :class:`~echo_embeddings.EchoEncoder` (batch planning, packing, windows, stats
+and quantization on top) and the sentence-transformers module :class:`~echo_embeddings.st.EchoTransformer` (a thin
+adapter to sentence-transformers' module protocol, through which training runs). The core owns what decides a
+vector: the checks of the settings against the model, the template tokenizer for each length bound, which
+instruction a form reads, the shared prefix and its cached states, the pass from token ids to states, pooling, and
+the settings fingerprint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .config import EchoConfig
+from .errors import ConfigError
+from .loading import LoadedModel, is_causal
+from .pooling import pool
+from .prefix_cache import PrefixCache
+from .templates import PoolingName, Template
+from .tokenization import TemplateTokenizer
+
+
+class EchoCore:
+    """A loaded model, its settings and what follows from them; one per encoder or sentence-transformers module.
+
+    Raises :class:`~echo_embeddings.errors.ConfigError` when the settings do not fit the model (``max_length`` past
+    its positions, ``truncate_dim`` past its width, a template that cannot fit ``max_length``).
+    """
+
+    def __init__(self, loaded: LoadedModel, config: EchoConfig) -> None:
+        check_max_length(config.max_length, loaded)
+        check_vector_size(config, loaded)
+        self.loaded = loaded
+        self.config = config
+        self.template: Template = config.resolved_template
+        self.pooling: PoolingName = config.resolved_pooling
+        self.model: Any = loaded.model
+        self.prefix_cache = PrefixCache(self.model)
+        self._tokenizers: dict[int | None, TemplateTokenizer] = {}
+        self.tokenizer()  # a template that cannot fit max_length fails here
+
+    def tokenizer(self, max_length: int | None = None) -> TemplateTokenizer:
+        """The template tokenizer for a whole-sequence bound: ``max_length``, else the config's, else the model's
+        position limit."""
+        if max_length not in self._tokenizers:
+            self._tokenizers[max_length] = TemplateTokenizer(
+                self.loaded.tokenizer,
+                self.template,
+                max_length or self.config.max_length or position_limit(self.loaded),
+                max_text_tokens=self.config.max_text_tokens,
+                truncation=self.config.truncation,
+            )
+        return self._tokenizers[max_length]
+
+    def instruction(self, query: bool, instruction: str | None) -> str | None:
+        """The instruction a form reads: ``instruction`` when given, else the config's
+        ``query_instruction``/``document_instruction``; None means the template's own. An empty string counts as
+        not given, as sentence-transformers passes ``""`` for "no prompt"."""
+        if instruction:
+            return instruction
+        return (self.config.query_instruction if query else self.config.document_instruction) or None
+
+    def shared_prefix(
+        self, *, query: bool, instruction: str | None, tokenizer: TemplateTokenizer | None = None
+    ) -> tuple[int, ...]:
+        """The tokens every input of this form starts with, whose states the prefix cache computes once; none for a
+        model whose early states depend on later tokens. ``instruction`` as :meth:`instruction` resolved it."""
+        if not is_causal(self.model):
+            return ()
+        return (tokenizer or self.tokenizer()).shared_prefix(query=query, instruction=instruction)
+
+    def states(
+        self,
+        prefix: tuple[int, ...],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states of ``input_ids``, the tokens after ``prefix`` (see
+        :meth:`~echo_embeddings.prefix_cache.PrefixCache.forward`), without gradients."""
+        return self.prefix_cache.forward(prefix, input_ids, attention_mask, position_ids)
+
+    def pool(
+        self, hidden: torch.Tensor, pool_mask: torch.Tensor, token_mask: torch.Tensor, *, normalize: bool
+    ) -> torch.Tensor:
+        """One float32 vector per row: the states under ``pool_mask`` pooled the template's way, unit length if
+        ``normalize``."""
+        vectors = pool(hidden, pool_mask, token_mask, self.pooling)
+        return torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors
+
+    def replace_model(self, model: Any) -> None:
+        """Run ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
+        self.model = model
+        self.prefix_cache = PrefixCache(model)
+
+    def fingerprint(self, *, weights: str | None = None, dtype: Any = None) -> str:
+        """The settings fingerprint (:mod:`echo_embeddings.fingerprint`) of these vectors; ``weights`` and ``dtype``
+        default to the loaded model's."""
+        from .fingerprint import fingerprint
+
+        return fingerprint(
+            self.config,
+            self.loaded.weights_id if weights is None else weights,
+            max_length=self.tokenizer().max_length,
+            dtype=self.model.dtype if dtype is None else dtype,
+        )
+
+
+def position_limit(loaded: LoadedModel) -> int | None:
+    """The model's position limit (``max_position_embeddings``), or None when its config has none."""
+    return getattr(loaded.model.config, "max_position_embeddings", None) or None
+
+
+def check_max_length(max_length: int | None, loaded: LoadedModel) -> None:
+    """``max_length`` must fit the model's position embeddings."""
+    limit = position_limit(loaded)
+    if limit and max_length is not None and max_length > limit:
+        raise ConfigError(f"max_length must be at most {limit} for {loaded.name}, got {max_length!r}")
+
+
+def check_vector_size(config: EchoConfig, loaded: LoadedModel) -> None:
+    """``truncate_dim`` and ``quantization_ranges`` must fit the model's hidden size."""
+    dim = config.truncate_dim or loaded.dim
+    if dim > loaded.dim:
+        raise ConfigError(f"truncate_dim must be at most {loaded.dim} for {loaded.name}, got {dim}")
+    if config.quantization_ranges is not None and len(config.quantization_ranges[0]) != dim:
+        raise ConfigError(
+            f"quantization_ranges has {len(config.quantization_ranges[0])} dimensions, the vectors {dim}: compute "
+            "them with EchoEncoder.quantization_ranges at the same truncate_dim"
+        )

@@ -1,0 +1,93 @@
+"""One inference core: EchoEncoder and the sentence-transformers module give the same vectors, whatever the template,
+form, prompt and length, and warn the same way about cut texts."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from echo_embeddings import TEMPLATES, EchoEncoder, TruncationWarning, load_sentence_transformer, sentence_transformer
+
+from .conftest import DEVICE, stsb_sentences
+
+PARITY = 0.99999
+SHORT = ["A man is playing a guitar.", "", "Braces {text} stay text", "Someone plays the guitar on stage."]
+LONG = ["word " * 40, "A short one.", "another longer text " * 12, "Fine."]
+
+
+def rowwise_cos(a, b):
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def both_ways(st, encoder, texts, *, query, prompt, batch_size=2):
+    """The two surfaces' vectors of ``texts`` and the TruncationWarnings each gave, for one user call each."""
+    st_call = st.encode_query if query else st.encode_document
+    with warnings.catch_warnings(record=True) as st_warned:
+        warnings.simplefilter("always")
+        st_vectors = st_call(texts, prompt=prompt, batch_size=batch_size)
+    with warnings.catch_warnings(record=True) as encoder_warned:
+        warnings.simplefilter("always")
+        vectors = encoder.encode(texts, query=query, instruction=prompt, batch_size=batch_size)
+    count = [sum(w.category is TruncationWarning for w in warned) for warned in (st_warned, encoder_warned)]
+    return st_vectors, vectors, count
+
+
+@pytest.fixture(scope="module", params=sorted(TEMPLATES))
+def tiny_pair(request, tiny_model_dir):
+    settings = {"template": request.param, "max_text_tokens": 24, "device": DEVICE, "dtype": "float32"}
+    return sentence_transformer(str(tiny_model_dir), **settings), EchoEncoder.from_pretrained(
+        str(tiny_model_dir), **settings
+    )
+
+
+@pytest.mark.parametrize("query", [False, True])
+@pytest.mark.parametrize("prompt", [None, "", "Retrieve recipes"])
+def test_every_template_form_and_prompt_gives_the_encoders_vectors(tiny_pair, query, prompt):
+    st, encoder = tiny_pair
+    st_vectors, vectors, warned = both_ways(st, encoder, SHORT, query=query, prompt=prompt)
+    assert rowwise_cos(st_vectors, vectors).min() >= PARITY
+    assert warned == [0, 0]
+
+
+def test_an_empty_prompt_is_no_prompt_on_both(tiny_model_dir):
+    """sentence-transformers passes "" for "no prompt": the template's own instruction applies, as without one."""
+    st = sentence_transformer(str(tiny_model_dir), template="echo-instruct", device=DEVICE, dtype="float32")
+    encoder = EchoEncoder.from_pretrained(str(tiny_model_dir), template="echo-instruct", device=DEVICE)
+    for texts in (st.encode_query(SHORT, prompt=""), encoder.encode_queries(SHORT, instruction="")):
+        assert rowwise_cos(texts, encoder.encode_queries(SHORT)).min() >= PARITY
+    assert rowwise_cos(st.encode_query(SHORT, prompt="Other"), encoder.encode_queries(SHORT)).min() < PARITY
+
+
+@pytest.mark.parametrize("query", [False, True])
+def test_texts_past_max_text_tokens_are_cut_alike_with_one_warning_a_call(tiny_pair, query):
+    st, encoder = tiny_pair
+    st_vectors, vectors, warned = both_ways(st, encoder, LONG, query=query, prompt=None, batch_size=1)
+    assert rowwise_cos(st_vectors, vectors).min() >= PARITY
+    assert warned == [1, 1]  # two texts cut, over four batches on the sentence-transformers side
+
+
+def test_a_saved_folder_reads_the_same_on_both(tiny_model_dir, tmp_path):
+    settings = {"template": "echo-instruct", "query_instruction": "Find it", "max_text_tokens": 24}
+    sentence_transformer(str(tiny_model_dir), device=DEVICE, dtype="float32", **settings).save(str(tmp_path))
+    reloaded = load_sentence_transformer(str(tmp_path), device=DEVICE)
+    encoder = EchoEncoder.from_pretrained(str(tmp_path), device=DEVICE, dtype="float32")
+    assert encoder.config.query_instruction == "Find it" and encoder.config.max_text_tokens == 24
+    for query in (False, True):
+        st_vectors, vectors, warned = both_ways(reloaded, encoder, LONG, query=query, prompt=None)
+        assert rowwise_cos(st_vectors, vectors).min() >= PARITY
+        assert warned == [1, 1]
+
+
+@pytest.mark.parametrize("query", [False, True])
+@pytest.mark.parametrize("prompt", [None, "", "Given a question, retrieve passages that answer it"])
+def test_the_default_model_reads_alike_on_both(default_encoder, default_st, query, prompt):
+    texts = stsb_sentences(8)
+    st_vectors, vectors, warned = both_ways(default_st, default_encoder, texts, query=query, prompt=prompt)
+    assert rowwise_cos(st_vectors, vectors).min() >= PARITY
+    assert warned == [0, 0]
+
+
+@pytest.fixture(scope="module")
+def default_st(default_encoder):
+    return sentence_transformer(device=str(default_encoder.device), dtype="float32")
