@@ -1,4 +1,4 @@
-"""EchoEmbeddings: LangChain's ``Embeddings`` interface over an :class:`echo_embeddings.EchoEncoder`."""
+"""EchoEmbeddings: LangChain's ``Embeddings`` interface over an [echo_embeddings.EchoEncoder][]."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ their vectors compare."""
 
 class EchoEmbeddings(EncoderSettings, Embeddings):
     """Echo embeddings from any causal (decoder-only) LM: the text goes in the prompt twice and the second copy's
-    hidden states are mean-pooled, so every token has seen the whole text.
+    hidden states are pooled (the template's way), so every pooled token has seen the whole text.
 
     A drop-in for ``HuggingFaceEmbeddings``::
 
@@ -37,11 +37,11 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
         embeddings = EchoEmbeddings(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
         embeddings = EchoEmbeddings(model_name="my-fine-tuned-folder")  # reads its saved settings
 
-    Every :class:`echo_embeddings.config.EchoConfig` setting is a field; ``model`` and ``normalize_embeddings``
+    Every [echo_embeddings.config.EchoConfig][] setting is a field; ``model`` and ``normalize_embeddings``
     are accepted for ``model_name`` and ``normalize``. ``embed_documents`` uses the template's document form and
     ``embed_query`` its query form. Vectors are L2-normalized by default, unlike ``HuggingFaceEmbeddings``.
     ``HuggingFaceEmbeddings``' ``encode_kwargs`` and ``query_encode_kwargs`` are read as settings (see
-    :data:`ENCODE_KWARGS`); a key with no echo meaning is refused. :attr:`fingerprint` identifies the vectors (a
+    ``ENCODE_KWARGS``); a key with no echo meaning is refused. ``fingerprint`` identifies the vectors (a
     cache's namespace). Instances with the same model, device and dtype share one loaded model. The async methods
     run the sync ones in an executor thread, off the event loop.
     """

@@ -1,4 +1,4 @@
-"""EchoEmbedding: LlamaIndex's ``BaseEmbedding`` over an :class:`echo_embeddings.EchoEncoder`."""
+"""EchoEmbedding: LlamaIndex's ``BaseEmbedding`` over an [echo_embeddings.EchoEncoder][]."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ honoured: ``trust_remote_code`` and ``revision`` go into ``model_kwargs``, ``tok
 
 class EchoEmbedding(EncoderSettings, BaseEmbedding):
     """Echo embeddings from any causal (decoder-only) LM: the text goes in the prompt twice and the second copy's
-    hidden states are mean-pooled, so every token has seen the whole text.
+    hidden states are pooled (the template's way), so every pooled token has seen the whole text.
 
     ::
 
@@ -40,10 +40,10 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         Settings.embed_model = EchoEmbedding()  # SmolLM2-135M-Instruct, offline
         Settings.embed_model = EchoEmbedding(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
 
-    Every :class:`echo_embeddings.config.EchoConfig` setting is a field; ``text_instruction`` is accepted for
+    Every [echo_embeddings.config.EchoConfig][] setting is a field; ``text_instruction`` is accepted for
     ``document_instruction``, and LlamaIndex's ``embed_batch_size`` is ``batch_size`` (either may be given).
-    ``HuggingFaceEmbedding``'s other arguments are honoured or refused (:data:`REFUSED_HUGGINGFACE_ARGUMENTS`).
-    :attr:`fingerprint` identifies the vectors.
+    ``HuggingFaceEmbedding``'s other arguments are honoured or refused (``REFUSED_HUGGINGFACE_ARGUMENTS``).
+    ``fingerprint`` identifies the vectors.
     Queries use the template's query form, texts its document form. Instances with the same model, device and
     dtype share one loaded model, and a pickled or ``to_dict`` copy reuses it in the same process.
     """

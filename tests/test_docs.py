@@ -25,3 +25,58 @@ def test_the_readme_opens_with_a_cpu_quickstart_for_each_surface():
 def test_block_runs(block):
     result = run_block(block)
     assert result.returncode == 0, f"{block.name}\n{result.stderr[-3000:]}"
+
+
+def test_the_settings_tables_are_generated_from_the_settings_models():
+    """A setting is described once, in its field: the docs' tables are made from the fields and kept up to date."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("settings_table", ROOT / "docs" / "settings_table.py")
+    settings_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(settings_table)
+    tables = [page for page in settings_table.PAGES if settings_table.TABLE.search(page.read_text())]
+    assert {page.name for page in tables} >= {"usage.md", "fine-tuning.md", "serving.md"}
+    for page in tables:
+        text = page.read_text()
+        assert settings_table.render(text) == text, f"{page} is stale: run python docs/settings_table.py"
+
+
+def test_the_site_renders_every_public_name_and_no_raw_sphinx_role(tmp_path):
+    """The documentation site builds strictly (a broken link or reference fails), and what a reader sees is
+    rendered: no ``:class:`...``` left as text, and the API page documents every name of ``__all__``."""
+    import re
+    import subprocess
+    import sys
+
+    import echo_embeddings
+
+    site = tmp_path / "site"
+    mkdocs = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    result = subprocess.run(mkdocs, cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",
+                            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    role = re.compile(r":(class|meth|func|mod|data|attr|exc|obj):`")
+    for page in site.rglob("*.html"):
+        assert not role.search(page.read_text(encoding="utf-8")), f"{page.relative_to(site)} shows a Sphinx role"
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    missing = [name for name in echo_embeddings.__all__ if f'id="echo_embeddings.{name}"' not in api]
+    assert not missing, f"the API page lacks {missing}"
+    assert 'id="echo_embeddings.EchoEncoder.__' not in api  # no dunder methods
+
+
+def test_the_development_page_maps_every_module_of_the_package():
+    """Each module of the package is named once in the development page's map, and the map names no other."""
+    import re
+
+    package = ROOT / "shared" / "echo_embeddings"
+    page = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    layout = page[page.index("## Layout") : page.index("## Setup and tests")]
+    mapped = set(re.findall(r"`([\w/]+(?:\.py)?)`", layout))
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        assert path.name in mapped or str(relative) in mapped, f"{relative} is not in the development page's map"
+    for folder in ("cli/", "serving/", "evaluation/", "training/"):
+        assert folder in mapped
+    modules = {p.name for p in package.rglob("*.py")}
+    stale = {name for name in mapped if name.endswith(".py") and "/" not in name and name not in modules}
+    assert not stale, f"the map names modules that do not exist: {sorted(stale)}"

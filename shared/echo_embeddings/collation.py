@@ -102,7 +102,7 @@ def plan_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
 def collate_packed(
     items: Sequence[ModelInput], pad_id: int, skip: int, dtype: torch.dtype, row_tokens: int = ROW_TOKENS
 ) -> dict[str, torch.Tensor]:
-    """The model inputs of a packed pass, and what :func:`unpack` needs to give each text its own row again.
+    """The model inputs of a packed pass, and what [unpack][] needs to give each text its own row again.
 
     ``skip`` leaves out the first tokens of every input (a shared prefix, computed separately, that every token
     may attend to); positions continue after it. ``attention_mask`` is additive, ``(rows, 1, width, skip +

@@ -31,7 +31,7 @@ from .templates import PoolingName, Template, resolve_template, template_spec
 from .tokenization import TruncationName
 
 CONFIG_FILE = "echo_config.json"
-"""The file in a model folder that holds its :data:`FOLDER_KEYS`."""
+"""The file in a model folder that holds its ``FOLDER_KEYS``."""
 
 FOLDER_KEYS = (
     "template", "pooling", "max_text_tokens", "max_length", "normalize", "query_instruction", "document_instruction",
@@ -70,7 +70,8 @@ class EchoConfig(BaseModel):
     template: str | dict[str, str] = Field(
         default="echo-categorize",
         description="A preset (echo, echo-paragraph, echo-categorize, classical, echo-instruct, prompteol), a "
-        "pattern string with {text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
+        "pattern string with {text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping; a model "
+        "folder's own comes first (the default model's: echo).",
     )
     pooling: PoolingName | None = Field(
         default=None,
@@ -183,7 +184,7 @@ class EchoConfig(BaseModel):
     def create(cls, model_name: str | os.PathLike | None = None, **settings: Any) -> EchoConfig:
         """A validated config for ``model_name``: its folder's saved settings, overridden by ``settings``.
 
-        Settings given as None count as not given. Bad values raise :class:`ConfigError` naming the setting.
+        Settings given as None count as not given. Bad values raise [ConfigError][] naming the setting.
         """
         given = {key: value for key, value in settings.items() if value is not None}
         if model_name is not None:
@@ -192,11 +193,11 @@ class EchoConfig(BaseModel):
         return validated(cls, **{**saved, **given})
 
     def replace(self, **settings: Any) -> EchoConfig:
-        """A validated copy with ``settings`` changed; bad values raise :class:`ConfigError`."""
+        """A validated copy with ``settings`` changed; bad values raise [ConfigError][]."""
         return validated(type(self), **{**self.model_dump(), **settings})
 
     def loading_options(self) -> dict[str, Any]:
-        """The :data:`LOADING_KEYS` as keyword arguments of :func:`~echo_embeddings.load_model`."""
+        """The ``LOADING_KEYS`` as keyword arguments of [load_model][echo_embeddings.load_model]."""
         return {key: getattr(self, key) for key in LOADING_KEYS}
 
     @property
@@ -208,20 +209,20 @@ class EchoConfig(BaseModel):
         return self.pooling or self.resolved_template.pooling
 
     def folder_settings(self) -> dict[str, Any]:
-        """The JSON form of :data:`FOLDER_KEYS`, as written to a model folder (pooling resolved, template as spec)."""
+        """The JSON form of ``FOLDER_KEYS``, as written to a model folder (pooling resolved, template as spec)."""
         values = {key: getattr(self, key) for key in FOLDER_KEYS}
         values["template"] = template_spec(self.resolved_template)
         values["pooling"] = self.resolved_pooling
         return values
 
     def save(self, folder: str | os.PathLike) -> None:
-        """Write :meth:`folder_settings` to ``folder/echo_config.json``."""
+        """Write [folder_settings][] to ``folder/echo_config.json``."""
         path = Path(folder) / CONFIG_FILE
         path.write_text(json.dumps(self.folder_settings(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_folder_settings(model_name: str) -> dict[str, Any]:
-    """The :data:`FOLDER_KEYS` saved in ``model_name/echo_config.json``, or {} when it is not such a folder; a
+    """The ``FOLDER_KEYS`` saved in ``model_name/echo_config.json``, or {} when it is not such a folder; a
     trained model shipped in this package reads its own."""
     from .trained import trained_model  # not at import: it needs numpy, which the command line's parser does not
 
@@ -239,7 +240,7 @@ def read_folder_settings(model_name: str) -> dict[str, Any]:
 def folder_settings_from(saved: Any, path: str | os.PathLike) -> dict[str, Any]:
     """The settings in the parsed ``echo_config.json`` at ``path``: the fingerprint (a record) left out, and
     ``max_seq_length``, the key's name before every setting lived in this file, read as ``max_length``. Anything but
-    an object of :data:`FOLDER_KEYS` is a :class:`ConfigError` naming ``path``."""
+    an object of ``FOLDER_KEYS`` is a [ConfigError][] naming ``path``."""
     if not isinstance(saved, dict):
         raise ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     saved = dict(saved)
@@ -256,7 +257,7 @@ Settings = TypeVar("Settings", bound=BaseModel)
 
 
 def validated(model: type[Settings], /, **values: Any) -> Settings:
-    """``model(**values)`` for any of the settings models; a bad value raises :class:`ConfigError` naming it."""
+    """``model(**values)`` for any of the settings models; a bad value raises [ConfigError][] naming it."""
     try:
         return model(**values)
     except ValidationError as err:

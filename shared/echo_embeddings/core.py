@@ -1,8 +1,9 @@
-"""EchoCore: the one inference core, a loaded causal LM read through an :class:`~echo_embeddings.config.EchoConfig`.
+"""EchoCore: the one inference core, a loaded causal LM read through an [EchoConfig][echo_embeddings.config.EchoConfig].
 
-Both ways of reading texts use it: :class:`~echo_embeddings.EchoEncoder` (batch planning, packing, windows, stats
-and quantization on top) and the sentence-transformers module :class:`~echo_embeddings.st.EchoTransformer` (a thin
-adapter to sentence-transformers' module protocol, through which training runs). The core owns what decides a
+Both ways of reading texts use it: [EchoEncoder][echo_embeddings.EchoEncoder] (batch planning, packing, windows,
+stats and quantization on top) and the sentence-transformers module
+[EchoTransformer][echo_embeddings.st.EchoTransformer] (a thin adapter to sentence-transformers' module protocol,
+through which training runs). The core owns what decides a
 vector: the checks of the settings against the model, the template tokenizer for each length bound, which
 instruction a form reads, the shared prefix and its cached states, the pass from token ids to states, pooling, and
 the settings fingerprint.
@@ -26,7 +27,7 @@ from .tokenization import TemplateTokenizer
 class EchoCore:
     """A loaded model, its settings and what follows from them; one per encoder or sentence-transformers module.
 
-    Raises :class:`~echo_embeddings.errors.ConfigError` when the settings do not fit the model (``max_length`` past
+    Raises [ConfigError][echo_embeddings.errors.ConfigError] when the settings do not fit the model (``max_length`` past
     its positions, ``truncate_dim`` past its width, a template that cannot fit ``max_length``).
     """
 
@@ -67,7 +68,7 @@ class EchoCore:
         self, *, query: bool, instruction: str | None, tokenizer: TemplateTokenizer | None = None
     ) -> tuple[int, ...]:
         """The tokens every input of this form starts with, whose states the prefix cache computes once; none for a
-        model whose early states depend on later tokens. ``instruction`` as :meth:`instruction` resolved it."""
+        model whose early states depend on later tokens. ``instruction`` as [instruction][] resolved it."""
         if not is_causal(self.model):
             return ()
         return (tokenizer or self.tokenizer()).shared_prefix(query=query, instruction=instruction)
@@ -80,7 +81,7 @@ class EchoCore:
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Last hidden states of ``input_ids``, the tokens after ``prefix`` (see
-        :meth:`~echo_embeddings.prefix_cache.PrefixCache.forward`), without gradients."""
+        ``forward``), without gradients."""
         return self.prefix_cache.forward(prefix, input_ids, attention_mask, position_ids)
 
     def pool(
@@ -97,7 +98,7 @@ class EchoCore:
         self.prefix_cache = PrefixCache(model)
 
     def fingerprint(self, *, weights: str | None = None, dtype: Any = None) -> str:
-        """The settings fingerprint (:mod:`echo_embeddings.fingerprint`) of these vectors; ``weights`` and ``dtype``
+        """The settings fingerprint ([echo_embeddings.fingerprint][]) of these vectors; ``weights`` and ``dtype``
         default to the loaded model's."""
         from .fingerprint import fingerprint
 

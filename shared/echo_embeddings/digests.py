@@ -1,8 +1,8 @@
 """File digests, the three ways this package identifies a file's content.
 
-- :func:`file_digest`: a cheap key (size, first and last MiB) for the manifests of cached folders;
-- :func:`file_sha256`: the SHA-256 of the whole file, as ``sha256sum`` prints it (the shipped adapter's check);
-- :func:`content_digest`: that SHA-256, computed once per file version (the fingerprint's weight digests).
+- [file_digest][]: a cheap key (size, first and last MiB) for the manifests of cached folders;
+- [file_sha256][]: the SHA-256 of the whole file, as ``sha256sum`` prints it (the shipped adapter's check);
+- [content_digest][]: that SHA-256, computed once per file version (the fingerprint's weight digests).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 DIGESTS = "digests.json"
-"""The file in the cache folder that remembers :func:`content_digest`'s results."""
+"""The file in the cache folder that remembers [content_digest][]'s results."""
 MEMO_ENTRIES = 1000
 
 

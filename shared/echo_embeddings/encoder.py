@@ -32,7 +32,7 @@ CHUNK_TEXTS = 4096
 
 @dataclass(frozen=True)
 class EncodeStats:
-    """What :meth:`EchoEncoder.encode` read of each text: arrays with one entry per text, in input order."""
+    """What [EchoEncoder.encode][] read of each text: arrays with one entry per text, in input order."""
 
     text_tokens: np.ndarray
     """Tokens of each text as given (no template)."""
@@ -71,15 +71,16 @@ class EchoEncoder:
     def from_pretrained(
         cls, model_name: str | os.PathLike | None = None, *, show_progress: bool = False, **settings: Any
     ) -> EchoEncoder:
-        """Load a causal LM (hub id, local folder or ``.gguf`` file; None for the default model) and wrap it.
+        """Load a causal LM and wrap it.
 
-        ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields: ``template`` (a preset name, a pattern
-        string or a mapping), ``pooling`` (default: the template's), ``max_text_tokens`` (tokens of a text read),
-        ``max_length`` (the whole sequence: template and every copy), ``truncation``, ``normalize``,
-        ``batch_size``, ``query_instruction``, ``document_instruction``, ``device``, ``dtype``, ``model_kwargs``
-        (to ``AutoModel.from_pretrained``) and ``cache_folder``. A model folder's own ``echo_config.json`` (a
-        fine-tuned model's) supplies the defaults. The loaded model is shared with any other encoder that loaded
-        the same one. ``show_progress`` shows transformers' loading bar.
+        Args:
+            model_name: A hub id, a local folder or a ``.gguf`` file; None for the default model.
+            show_progress: Show transformers' loading bar.
+            **settings: [EchoConfig][echo_embeddings.EchoConfig] fields (``template``, ``max_text_tokens``,
+                ``device``, ...: the settings table of the usage guide). A model folder's own
+                ``echo_config.json`` (a fine-tuned model's) supplies the defaults.
+
+        The loaded model is shared with any other encoder that loaded the same one.
         """
         config = EchoConfig.create(model_name, **settings)
         loaded = load_model(config.model_name, **config.loading_options(), show_progress=show_progress)
@@ -120,7 +121,7 @@ class EchoEncoder:
     def fingerprint(self) -> str:
         """A stable identifier of everything that decides this encoder's vectors (weights, template, pooling,
         lengths, truncation, normalization, instructions, dimension, precision, dtype): equal fingerprints, equal
-        vectors; use it to key caches of vectors (see :mod:`echo_embeddings.fingerprint`)."""
+        vectors; use it to key caches of vectors (see [echo_embeddings.fingerprint][])."""
         return self._core.fingerprint()
 
     @property
@@ -153,11 +154,11 @@ class EchoEncoder:
         )
 
     def encode_queries(self, texts: Sequence[str], **options: Any) -> np.ndarray:
-        """Embed queries with the template's query form: :meth:`encode` with ``query=True``."""
+        """Embed queries with the template's query form: [encode][] with ``query=True``."""
         return self.encode(texts, query=True, **options)
 
     def encode_documents(self, texts: Sequence[str], **options: Any) -> np.ndarray:
-        """Embed documents with the template's document form: :meth:`encode` with ``query=False``."""
+        """Embed documents with the template's document form: [encode][] with ``query=False``."""
         return self.encode(texts, query=False, **options)
 
     @overload
@@ -194,17 +195,24 @@ class EchoEncoder:
         show_progress: bool | Any = False,
         return_stats: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, EncodeStats]:
-        """Embed ``texts``: an array of shape ``(len(texts), dim)``, row i for ``texts[i]``: float32, or as
-        ``precision`` says (int8/uint8; binary/ubinary pack 8 dimensions a byte).
+        """Embed ``texts``, one vector per text, in order.
 
-        Uses the document form unless ``query``. ``instruction`` fills the ``{instruction}`` slot, or leads the
-        prompt when the form has none; None (or ``""``) means the config's ``query_instruction`` or
-        ``document_instruction``, then the template's own. ``batch_size`` defaults to the config's.
-        ``show_progress``: True for a progress bar (counting texts), or a tqdm bar of the caller's to advance. A text longer than ``max_text_tokens`` is
-        handled as ``truncation`` says: cut (a :class:`TruncationWarning` says how many), refused before any
-        forward pass, or read in windows whose unit vectors are averaged. A text with no tokens (``""``) is
-        embedded as the EOS token in its place. ``return_stats``: also return an :class:`EncodeStats`, which says
-        which texts were cut, in place of the warning.
+        A text longer than ``max_text_tokens`` is handled as ``truncation`` says: cut (one [TruncationWarning][]
+        per call says how many), refused before any forward pass, or read in windows whose unit vectors are
+        averaged. A text with no tokens (``""``) is embedded as the EOS token in its place.
+
+        Args:
+            texts: The texts (a list, tuple, array or Series of str).
+            query: Use the template's query form instead of its document form.
+            instruction: Fills the ``{instruction}`` slot, or leads the prompt when the form has none; None (or
+                ``""``) means the config's ``query_instruction`` or ``document_instruction``, then the template's.
+            batch_size: Texts per forward pass; None: the config's.
+            show_progress: True for a progress bar counting texts, or a tqdm bar of the caller's to advance.
+            return_stats: Also return an [EncodeStats][], which says which texts were cut, instead of the warning.
+
+        Returns:
+            An array of shape ``(len(texts), dim)``: float32, or as ``precision`` says (int8/uint8; binary/ubinary
+            pack 8 dimensions a byte); with ``return_stats``, the array and the stats.
         """
         texts = check_texts(texts)
         batch_size = self._batch_size(batch_size)
@@ -287,8 +295,8 @@ class EchoEncoder:
     def check_lengths(
         self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, name: str = "texts"
     ) -> None:
-        """With ``truncation="error"``, raise :class:`~echo_embeddings.errors.TextTooLongError` for the first text
-        :meth:`encode` would refuse (naming it ``name[index]``), tokenizing only; otherwise do nothing."""
+        """With ``truncation="error"``, raise [TextTooLongError][echo_embeddings.errors.TextTooLongError] for the
+        first text [encode][] would refuse (naming it ``name[index]``), tokenizing only; otherwise do nothing."""
         instruction = self._core.instruction(query, instruction)
         self.template_tokenizer.check_lengths(check_texts(texts), query=query, instruction=instruction, name=name)
 
@@ -311,12 +319,12 @@ class EchoEncoder:
         """Late chunking: for each document, one vector per chunk, from one pass over the document (per window).
 
         ``spans[d]`` holds the ``(start, end)`` character spans of ``documents[d]``'s chunks (a splitter's nodes
-        give ``start_char_idx``/``end_char_idx``; :func:`~echo_embeddings.late_chunking.find_spans` finds chunk
+        give ``start_char_idx``/``end_char_idx``; [find_spans][echo_embeddings.late_chunking.find_spans] finds chunk
         strings). The document goes through the template's document form as one text, and each chunk's vector
         pools the template's way over the chunk's tokens in the second copy, whose states have read the whole
         document. A document longer than ``max_text_tokens`` is read in windows that each hold whole chunks
-        (:func:`~echo_embeddings.late_chunking.plan_windows`); a chunk longer than that is cut (a
-        :class:`TruncationWarning` counts them). Returns a ``(len(spans[d]), dim)`` array per document, of the
+        ([plan_windows][echo_embeddings.late_chunking.plan_windows]); a chunk longer than that is cut (a
+        [TruncationWarning][] counts them). Returns a ``(len(spans[d]), dim)`` array per document, of the
         encoder's ``precision``.
         """
         from .late_chunking import check_spans, plan_windows, token_spans

@@ -1,7 +1,8 @@
 """Optional dependencies: which extra installs each, and one error that says so.
 
 The core needs torch, transformers and numpy; every framework, the server, training, Ray and the evaluation plots
-come with an extra. A missing one raises :class:`~echo_embeddings.errors.MissingDependencyError` naming the
+come with an extra. A missing one raises
+[MissingDependencyError][echo_embeddings.errors.MissingDependencyError] naming the
 ``pip install "echo-embeddings[EXTRA]"`` that brings it, wherever it is first imported. No torch here.
 """
 
@@ -46,7 +47,7 @@ def missing_dependency(error: ModuleNotFoundError, extra: str | None = None) -> 
 
 
 def import_extra(module: str, extra: str | None = None) -> ModuleType:
-    """``importlib.import_module(module)``, a missing optional dependency reported as :func:`missing_dependency`
+    """``importlib.import_module(module)``, a missing optional dependency reported as [missing_dependency][]
     (naming ``extra`` when given)."""
     try:
         return importlib.import_module(module)

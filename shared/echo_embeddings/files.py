@@ -44,7 +44,7 @@ def count_rows(path: Path, field: str = "text") -> int:
 def read_texts(path: Path, field: str = "text", chunk_size: int = 4096) -> Iterator[tuple[list[Any], list[str]]]:
     """Yield ``(ids, texts)`` chunks in file order; ids are the 0-based row numbers.
 
-    A row without a string text raises :class:`InputError` naming the file and line (row for CSV/Parquet).
+    A row without a string text raises [InputError][] naming the file and line (row for CSV/Parquet).
     """
     path = _existing_file(path)
     suffix = _suffix(path, INPUT_SUFFIXES, "input")

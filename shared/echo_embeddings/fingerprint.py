@@ -24,7 +24,7 @@ WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*",
 
 
 def weights_identity(source: str, model: Any) -> str:
-    """What identifies the loaded weights: the SHA-256 of a local folder's :data:`WEIGHT_FILES`, or a hub id with
+    """What identifies the loaded weights: the SHA-256 of a local folder's ``WEIGHT_FILES``, or a hub id with
     the commit it was loaded from."""
     folder = Path(source)
     if folder.is_dir():
@@ -37,7 +37,7 @@ def weights_identity(source: str, model: Any) -> str:
 
 
 def fingerprint(config: EchoConfig, weights: str, *, max_length: int | None, dtype: Any) -> str:
-    """``echo-`` and 16 hex digits of a hash of ``weights`` (:func:`weights_identity`) and every setting of
+    """``echo-`` and 16 hex digits of a hash of ``weights`` ([weights_identity][]) and every setting of
     ``config`` that decides a vector; ``max_length`` is the whole-sequence bound in effect."""
     ranges = config.quantization_ranges
     decided = {

@@ -1,4 +1,4 @@
-"""EncoderSettings: :class:`EchoConfig` as the pydantic fields of a framework adapter, and the encoder it builds.
+"""EncoderSettings: [EchoConfig][] as the pydantic fields of a framework adapter, and the encoder it builds.
 
 The LangChain and LlamaIndex classes inherit every setting (its default, validation and description) from
 ``EchoConfig`` and add only their framework's own names for some of them, as ``aliases``. Importing this module
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class EncoderSettings(EchoConfig):
-    """Every :class:`EchoConfig` setting, under the names a framework's users know, and the (shared) encoder."""
+    """Every [EchoConfig][] setting, under the names a framework's users know, and the (shared) encoder."""
 
     aliases: ClassVar[dict[str, str]] = {}
     """A framework's names for settings: ``{alias: setting}``. Either name is accepted, not both."""
@@ -52,17 +52,17 @@ class EncoderSettings(EchoConfig):
 
     @property
     def fingerprint(self) -> str:
-        """The settings fingerprint of these vectors (:attr:`echo_embeddings.EchoEncoder.fingerprint`): the
+        """The settings fingerprint of these vectors ([echo_embeddings.EchoEncoder.fingerprint][]): the
         namespace for a cache of them."""
         return self._encoder.fingerprint
 
     @property
     def encoder(self) -> EchoEncoder:
-        """The underlying :class:`echo_embeddings.EchoEncoder`."""
+        """The underlying [echo_embeddings.EchoEncoder][]."""
         return self._encoder
 
     def _load_encoder(self, *, show_progress: bool = False) -> None:
-        """Build :attr:`encoder` from these settings (sharing a model already loaded with the same ones)."""
+        """Build [encoder][] from these settings (sharing a model already loaded with the same ones)."""
         from .encoder import EchoEncoder
 
         # Not model_dump: LlamaIndex's adds keys of its own.

@@ -70,7 +70,7 @@ SETS: dict[str, tuple[Callable[[Loader, Path], None], str]] = {
 
 
 def resolve_data(value: str | os.PathLike, *, load: Loader | None = None, cache: Path | None = None) -> Path:
-    """``value`` as a path when it exists; else a hub id of :data:`SETS` (or :data:`HUB` for all of them) written
+    """``value`` as a path when it exists; else a hub id of [SETS][] (or [HUB][] for all of them) written
     into the cache once, and the path it stands for there. ``load`` defaults to ``datasets.load_dataset``."""
     path = Path(value)
     if path.exists() or (str(value) not in SETS and str(value) != HUB):

@@ -52,8 +52,8 @@ class LoadedModel:
 
     @functools.cached_property
     def weights_id(self) -> str:
-        """What identifies the weights (:func:`~echo_embeddings.fingerprint.weights_identity`), computed the first
-        time a fingerprint asks: it reads every weight file once."""
+        """What identifies the weights ([weights_identity][echo_embeddings.fingerprint.weights_identity]),
+        computed the first time a fingerprint asks: it reads every weight file once."""
         from .fingerprint import weights_identity
 
         return weights_identity(self.source, self.model) if self.source else ""
@@ -85,7 +85,7 @@ def load_model(
     """Load (or reuse) a causal LM's base model and tokenizer, in eval mode.
 
     Args:
-        model_name: a hub id, a local folder, a ``.gguf`` file, or None for :data:`DEFAULT_MODEL`.
+        model_name: a hub id, a local folder, a ``.gguf`` file, or None for [DEFAULT_MODEL][].
         device: "cuda", "mps", "cpu", ...; None picks cuda, then mps, then cpu.
         dtype: a torch dtype or its name; None picks bfloat16 on CUDA and float32 elsewhere.
         model_kwargs: passed to ``AutoModel.from_pretrained`` (revision, trust_remote_code, attn_implementation, ...).
@@ -142,7 +142,7 @@ def default_device() -> torch.device:
 
 
 def check_device(device: torch.device) -> torch.device:
-    """``device`` if this machine has it, else a :class:`ModelError` that lists the devices it has."""
+    """``device`` if this machine has it, else a [ModelError][] that lists the devices it has."""
     available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if torch.backends.mps.is_available():
         available.append("mps")
@@ -261,7 +261,7 @@ def _load(
 
 
 def check_causal(model: Any, name: str) -> None:
-    """A :class:`ModelError` unless ``model`` is a causal (decoder-only) LM: the states of a sequence's first tokens
+    """A [ModelError][] unless ``model`` is a causal (decoder-only) LM: the states of a sequence's first tokens
     must not change when a later token does. One forward pass of two 3-token sequences."""
     kind = type(model).__name__
     if getattr(model.config, "is_encoder_decoder", False):
@@ -272,7 +272,7 @@ def check_causal(model: Any, name: str) -> None:
 
 def remove_causal_mask(model: Any, name: str) -> None:
     """Let every token of ``model`` attend to the whole input (the attention modules and the mask it builds honour
-    ``is_causal``), or raise a :class:`ModelError` if its states still cannot see later tokens."""
+    ``is_causal``), or raise a [ModelError][] if its states still cannot see later tokens."""
     model.config.is_causal = False
     for module in model.modules():
         if hasattr(module, "is_causal"):
@@ -285,7 +285,7 @@ def remove_causal_mask(model: Any, name: str) -> None:
 
 
 def is_causal(model: Any) -> bool:
-    """Whether ``model`` runs with its causal mask (see :func:`remove_causal_mask`)."""
+    """Whether ``model`` runs with its causal mask (see [remove_causal_mask][])."""
     return getattr(model.config, "is_causal", True) is not False
 
 

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "ECHO_EMBEDDINGS_CACHE"
 MANIFEST = "echo-manifest.json"
-"""Written last into a cached model folder: each file's cheap digest (:func:`file_digest`)."""
+"""Written last into a cached model folder: each file's cheap digest ([file_digest][])."""
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 
 Each actor loads the model once (a callable class in ``map_batches``). Nothing is dropped: a row whose text is
 missing, null or not a string keeps its columns and gets a null ``embedding`` and an ``error`` reason; good rows get a
-fixed-size float32 ``embedding`` and a null ``error``. :func:`split_errors` separates the two.
+fixed-size float32 ``embedding`` and a null ``error``. [split_errors][] separates the two.
 Install with ``pip install "echo-embeddings[ray]"``.
 """
 
@@ -63,7 +63,7 @@ def embed_dataset(
 
     ``concurrency`` actors each load the model once and reserve ``num_gpus`` GPUs and ``num_cpus`` CPUs (on
     CPU, torch in an actor runs one thread per reserved CPU). ``settings`` are
-    :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``batch_size``,
+    [EchoConfig][echo_embeddings.config.EchoConfig] fields (``model_name``, ``template``, ``batch_size``,
     ``max_length``, ``device``, ...), checked here, before any actor starts.
 
     Ray Data starts the actors before any upstream task: if they reserve every CPU of the cluster, read tasks
@@ -93,7 +93,7 @@ def read_jsonl(path: str, text_column: str = "text") -> ray.data.Dataset:
     """JSONL files (a file or a folder of ``*.jsonl``) as a Dataset whose ``text_column`` is a string or null.
 
     Unlike ``ray.data.read_json``, a row whose text is a number, list or object does not fail the whole read:
-    its text becomes null, so :func:`embed_dataset` reports it as an error row.
+    its text becomes null, so [embed_dataset][] reports it as an error row.
     """
 
     def parse(batch: dict[str, np.ndarray]) -> pa.Table:

@@ -3,13 +3,14 @@
 sentence-transformers' own ``Pooling(include_prompt=False)`` drops one fixed-length prefix per batch, which cannot
 express "the second copy of a variable-length text". So echo brings two small modules:
 
-- :class:`EchoTransformer` (input module): owns the causal LM and its tokenizer, puts each text into the template
+- [EchoTransformer][] (input module): owns the causal LM and its tokenizer, puts each text into the template
   (query form for ``encode_query``, document form otherwise; a prompt fills the ``{instruction}`` slot) and emits
   ``input_ids``, ``attention_mask``, the echo ``pool_mask`` and, in ``forward``, ``token_embeddings``;
-- :class:`EchoPooling`: mean (or last) over ``pool_mask`` into ``sentence_embedding``.
+- [EchoPooling][]: the template's pooling (mean, last, mean-last or mean+last) over ``pool_mask`` into
+  ``sentence_embedding``.
 
 sentence-transformers >= 6 loads classes from outside its own package only with ``trust_remote_code=True``:
-``SentenceTransformer(path, trust_remote_code=True)``, or :func:`load_sentence_transformer` (no flag needed).
+``SentenceTransformer(path, trust_remote_code=True)``, or [load_sentence_transformer][] (no flag needed).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class EchoTransformer(InputModule):
 
     Args:
         model_name_or_path: hub id, local folder or ``.gguf`` file; None for the default model.
-        settings: :class:`~echo_embeddings.config.EchoConfig` fields (``template``, ``max_length``,
+        settings: [EchoConfig][echo_embeddings.config.EchoConfig] fields (``template``, ``max_length``,
             ``query_instruction``, ``device``, ``dtype``, ``model_kwargs``, ...); a folder's own
             ``echo_config.json`` supplies the defaults.
 
@@ -109,7 +110,7 @@ class EchoTransformer(InputModule):
 
     @contextlib.contextmanager
     def one_truncation_warning(self) -> Iterator[None]:
-        """Within it, the texts :meth:`preprocess` cuts are counted, and one
+        """Within it, the texts [preprocess][] cuts are counted, and one
         [TruncationWarning][echo_embeddings.TruncationWarning] at the end says how many, as one
         ``EchoEncoder.encode`` call does (sentence-transformers preprocesses a call's texts batch by batch)."""
         if self._truncations is not None:  # an outer call counts them
@@ -173,7 +174,7 @@ class EchoTransformer(InputModule):
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Save the weights, tokenizer and ``echo_config.json``, which also records the folder's ``fingerprint``
-        (:mod:`echo_embeddings.fingerprint`) as an encoder reads it with these settings in float32."""
+        ([echo_embeddings.fingerprint][]) as an encoder reads it with these settings in float32."""
         self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
         self.save_tokenizer(output_path)
         self.save_config(output_path)
@@ -223,7 +224,8 @@ class EchoTransformer(InputModule):
 
 
 class EchoPooling(Module):
-    """Pools ``token_embeddings`` over ``pool_mask`` (mean or last) into ``sentence_embedding``, in fp32."""
+    """Pools ``token_embeddings`` over ``pool_mask`` (mean, last, mean-last or mean+last) into
+    ``sentence_embedding``, in fp32."""
 
     config_keys = ["embedding_dimension", "pooling"]
 
@@ -261,7 +263,7 @@ class EchoSentenceTransformer(SentenceTransformer):
 def sentence_transformer(model_name: str | None = None, **settings: Any) -> SentenceTransformer:
     """A ``SentenceTransformer`` that embeds with echo: the same vectors as ``EchoEncoder`` with these settings.
 
-    ``settings`` are :class:`~echo_embeddings.config.EchoConfig` fields. ``model.encode_query`` uses the
+    ``settings`` are [EchoConfig][echo_embeddings.config.EchoConfig] fields. ``model.encode_query`` uses the
     template's query form and ``encode_document`` its document form; a ``prompt``/``prompt_name`` fills the
     template's ``{instruction}`` slot. Pooling and normalization follow the config (a folder's own by default).
     ``truncate_dim`` becomes the model's own (sentence-transformers cuts after normalizing: cosine similarities are
@@ -283,9 +285,9 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
 
 
 def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:
-    """Load a saved echo ``SentenceTransformer`` (an :class:`EchoSentenceTransformer`) without ``trust_remote_code``.
+    """Load a saved echo ``SentenceTransformer`` (an ``EchoSentenceTransformer``) without ``trust_remote_code``.
 
-    A causal LM's folder without ``modules.json`` gets the echo modules, as :func:`sentence_transformer` builds
+    A causal LM's folder without ``modules.json`` gets the echo modules, as [sentence_transformer][] builds
     them. Only this package's two module classes are trusted; any other custom class still needs the flag. Relies on
     ``SentenceTransformer._load_with_module_classes`` (private API of sentence-transformers 6, also used by its
     trainer), which this package's tests check.

@@ -128,7 +128,7 @@ class Template:
     """A named pair of patterns: ``query`` for queries, ``document`` for everything else.
 
     ``instruction`` fills the ``{instruction}`` slot when the caller gives none. ``pooling`` is how the template
-    is meant to be read (see :data:`PoolingName`).
+    is meant to be read (see ``PoolingName``).
     """
 
     name: str
@@ -241,7 +241,7 @@ def resolve_template(spec: TemplateLike) -> Template:
 
 
 def template_spec(template: Template) -> str | dict[str, str]:
-    """A JSON-able form of ``template`` that :func:`resolve_template` turns back into an equal Template."""
+    """A JSON-able form of ``template`` that [resolve_template][] turns back into an equal Template."""
     if TEMPLATES.get(template.name) == template:
         return template.name
     spec = {"name": template.name, "document": str(template.document), "query": str(template.query)}

@@ -90,9 +90,9 @@ class TemplateTokenizer:
     """Tokenizes texts into one template's query or document form for one tokenizer.
 
     A text is read up to ``max_text_tokens`` tokens, and at most what ``max_length`` (the whole sequence, None for
-    no bound) leaves for each copy: :meth:`budget`. ``truncation`` says what happens to a longer text: ``head`` or
-    ``tail`` keeps that end, ``error`` raises :class:`~echo_embeddings.errors.TextTooLongError`, ``windows`` reads
-    it as overlapping windows of the budget (several inputs for one text).
+    no bound) leaves for each copy: [budget][]. ``truncation`` says what happens to a longer text: ``head`` or
+    ``tail`` keeps that end, ``error`` raises [TextTooLongError][echo_embeddings.errors.TextTooLongError],
+    ``windows`` reads it as overlapping windows of the budget (several inputs for one text).
 
     Thread-safe: Hugging Face fast tokenizers must not be called from two threads at once.
     """
@@ -160,7 +160,7 @@ class TemplateTokenizer:
     def with_offsets(
         self, text: str, *, query: bool = False, instruction: str | None = None
     ) -> tuple[list[int], list[tuple[int, int]]]:
-        """The ids :meth:`__call__` splices into the copies for ``text`` (uncut) and each one's character span in
+        """The ids [__call__][] splices into the copies for ``text`` (uncut) and each one's character span in
         ``text``; a ConfigError for a slow tokenizer, which has no offsets."""
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("late chunking needs a fast (Rust) tokenizer, which reports each token's characters")
@@ -199,7 +199,7 @@ class TemplateTokenizer:
                     raise self._too_long(name, start + i, len(ids), limit, chunk[i])
 
     def warn_truncated(self, truncated: int, total: int) -> None:
-        """One :class:`TruncationWarning` saying how many of ``total`` texts were cut, if any were, pointing at the
+        """One [TruncationWarning][] saying how many of ``total`` texts were cut, if any were, pointing at the
         caller's own line (the first frame outside this library and the frameworks it plugs into)."""
         if truncated:
             warnings.warn(

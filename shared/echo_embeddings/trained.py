@@ -1,9 +1,9 @@
 """The trained default: the documented recipe's LoRA weights for the default base model, shipped in this package.
 
-:data:`~echo_embeddings.DEFAULT_MODEL` names it. Loading it checks the adapter file's SHA-256, merges the LoRA
+[DEFAULT_MODEL][echo_embeddings.DEFAULT_MODEL] names it. Loading it checks the adapter file's SHA-256, merges the LoRA
 matrices into the base model's weights once (``W + alpha / r * B @ A``, in float32) and keeps the merged model in the
 cache beside the converted base, so inference needs no peft and runs as fast as the base.
-:data:`~echo_embeddings.BASE_MODEL` is the untrained (zero-shot) reading of the same model.
+[BASE_MODEL][echo_embeddings.BASE_MODEL] is the untrained (zero-shot) reading of the same model.
 
 The folder of a trained model holds ``adapter.safetensors`` (LoRA matrices named after the base model's weights,
 ``lora_r`` and ``lora_alpha`` in its metadata), its SHA-256 in ``SHA256SUMS`` (``sha256sum -c`` reads it), the
@@ -40,7 +40,7 @@ class TrainedModel:
         return self.folder / ADAPTER_FILE
 
     def verify(self) -> str:
-        """The adapter file's SHA-256, or a :class:`ModelError` naming the file unless it is the one recorded."""
+        """The adapter file's SHA-256, or a [ModelError][] naming the file unless it is the one recorded."""
         try:
             expected = (self.folder / CHECKSUM_FILE).read_text(encoding="ascii").split()[0]
             digest = file_sha256(self.adapter)

@@ -1,5 +1,5 @@
 """``from llama_index.embeddings.echo import EchoEmbedding``: the import path of LlamaIndex's own integrations,
-for :mod:`llamaindex_echo`."""
+for [llamaindex_echo][]."""
 
 from llamaindex_echo import EchoEmbedding, EchoLateChunking
 

@@ -2,7 +2,7 @@
 ``ablations``), ``train`` and ``distill`` models, and ``serve`` them over HTTP.
 
 Each command is a module of this package with ``register(commands)``, which adds its parser, and ``run(args)``;
-:mod:`echo_embeddings.cli.options` turns the settings models into options. Parsing imports no torch, so ``--help``
+[echo_embeddings.cli.options][] turns the settings models into options. Parsing imports no torch, so ``--help``
 and ``--version`` answer at once.
 """
 

@@ -1,8 +1,8 @@
 """Command-line options generated from the settings models, so an option never disagrees with the setting it sets.
 
-Every model-using command offers the :data:`SETTING_OPTIONS` of :class:`~echo_embeddings.config.EchoConfig`; a
+Every model-using command offers the [SETTING_OPTIONS][] of [EchoConfig][echo_embeddings.config.EchoConfig]; a
 command with settings of its own (training, the server) offers every field of its model with
-:func:`config_options`. Type, choices, help and default come from the pydantic field. No torch here.
+[config_options][]. Type, choices, help and default come from the pydantic field. No torch here.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ SETTING_OPTIONS = {
     "device": "--device",
     "dtype": "--dtype",
 }
-"""The :class:`~echo_embeddings.config.EchoConfig` settings every model-using command offers, by option name."""
+"""The [EchoConfig][echo_embeddings.config.EchoConfig] settings every model-using command offers, by option name."""
 
 
 def positive_int(value: str) -> int:
@@ -45,7 +45,7 @@ def positive_int(value: str) -> int:
 def model_options(
     parser: argparse.ArgumentParser, *, repeat_template: bool = False, defaults: dict[str, str] | None = None
 ) -> None:
-    """Add the :data:`SETTING_OPTIONS`; ``defaults`` names the command's own defaults where they are not the
+    """Add the [SETTING_OPTIONS][]; ``defaults`` names the command's own defaults where they are not the
     settings'; ``repeat_template`` lets ``--template`` be given several times (one run per template)."""
     for name, option in SETTING_OPTIONS.items():
         kwargs = setting_option(name, EchoConfig.model_fields[name])
@@ -97,7 +97,7 @@ def given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
 
 
 def encoder_from(args: argparse.Namespace, *, template: str | None) -> EchoEncoder:
-    """The encoder the :data:`SETTING_OPTIONS` (and ``--quantization-ranges``, where offered) ask for, reading
+    """The encoder the [SETTING_OPTIONS][] (and ``--quantization-ranges``, where offered) ask for, reading
     ``template``."""
     from ..encoder import EchoEncoder
 

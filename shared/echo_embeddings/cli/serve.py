@@ -1,4 +1,4 @@
-"""``echo-embeddings serve``: an OpenAI-compatible embeddings API over HTTP (:mod:`echo_embeddings.serving`)."""
+"""``echo-embeddings serve``: an OpenAI-compatible embeddings API over HTTP ([echo_embeddings.serving][])."""
 
 from __future__ import annotations
 

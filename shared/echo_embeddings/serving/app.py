@@ -4,7 +4,7 @@ Any OpenAI-compatible client works unchanged (the ``openai`` package, LangChain'
 LlamaIndex's ``OpenAILikeEmbedding``). Extensions: ``input_type`` (``query``/``document``, as NVIDIA's and
 Cohere's APIs name it) and ``instruction`` choose the template's query form; for clients that cannot send extra
 fields, the model name ``<name>:query`` does the same. Texts from concurrent requests share forward passes
-(:mod:`echo_embeddings.serving.batcher`). Every error is OpenAI's JSON error shape. ``GET /v1/models``, ``GET /health``,
+([echo_embeddings.serving.batcher][]). Every error is OpenAI's JSON error shape. ``GET /v1/models``, ``GET /health``,
 Prometheus metrics at ``GET /metrics``. Install with ``pip install "echo-embeddings[server]"``.
 """
 
@@ -83,7 +83,7 @@ class _Metrics:
 
 
 def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
-    """The FastAPI application serving ``encoder`` (an :class:`~echo_embeddings.EchoEncoder`)."""
+    """The FastAPI application serving ``encoder`` (an [EchoEncoder][echo_embeddings.EchoEncoder])."""
     if encoder.config.precision != "float32":
         raise ConfigError(f"precision={encoder.config.precision!r}: the server answers float vectors (OpenAI's format)")
     name = config.served_model_name or encoder.model_name

@@ -6,7 +6,7 @@ texts of that form, oldest first, and encodes them together; each text's token c
 tokenization. Clients whose texts shared a pass get their answers together and send their next texts moments
 apart, so before a pass the worker waits, briefly, until as many texts are queued as the last pass held: otherwise
 the first few to return would run alone in a small, slow pass. A request's texts may be split across passes; its
-vectors come back in its own order. A full queue refuses new work at once (:class:`QueueFull`) instead of growing
+vectors come back in its own order. A full queue refuses new work at once ([QueueFull][]) instead of growing
 without bound.
 """
 
@@ -33,11 +33,11 @@ class QueueFull(EchoEmbeddingsError):
 
 
 class Embedded(NamedTuple):
-    """What :meth:`DynamicBatcher.embed` answers: row i of each array for text i."""
+    """What [DynamicBatcher.embed][] answers: row i of each array for text i."""
 
     vectors: np.ndarray
     tokens: np.ndarray
-    """Tokens of each text as given (:attr:`EncodeStats.text_tokens <echo_embeddings.encoder.EncodeStats>`)."""
+    """Tokens of each text as given ([EncodeStats.text_tokens][echo_embeddings.EncodeStats.text_tokens])."""
     truncated: np.ndarray
     """Whether each text was cut to the encoder's ``max_text_tokens``."""
 
@@ -55,7 +55,7 @@ class _Request:
 
 
 class DynamicBatcher:
-    """Runs ``encoder.encode`` on a worker thread over texts gathered from concurrent :meth:`embed` calls.
+    """Runs ``encoder.encode`` on a worker thread over texts gathered from concurrent [embed][] calls.
 
     ``capacity``: texts queued at most (waiting, not yet running). ``batch_size``: texts per encode call (the
     encoder splits them further by its own token budget). Before a pass the worker waits for the queue to hold as

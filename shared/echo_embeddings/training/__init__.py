@@ -2,7 +2,7 @@
 distilling a fine-tuned echo model into a one-copy student (``distill``, ``echo-embeddings distill``).
 
 Needs ``pip install "echo-embeddings[train]"`` (sentence-transformers, peft, datasets). Importing the package is
-cheap: :class:`TrainingConfig` needs pydantic only, and the rest loads with the first name that needs it.
+cheap: [TrainingConfig][] needs pydantic only, and the rest loads with the first name that needs it.
 """
 
 from __future__ import annotations

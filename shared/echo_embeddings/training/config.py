@@ -1,6 +1,6 @@
 """TrainingConfig: every fine-tuning option, declared once (default, validation, description).
 
-The model side (model, template, pooling, max_length, ...) is :class:`~echo_embeddings.config.EchoConfig`; this is
+The model side (model, template, pooling, max_length, ...) is [EchoConfig][echo_embeddings.config.EchoConfig]; this is
 how it is trained. The defaults are the paper's recipe where it has one (LoRA r=16, alpha=16, InfoNCE at
 temperature 1/50 with in-batch and hard negatives), sized for a CPU where it does not.
 """

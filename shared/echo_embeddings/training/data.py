@@ -46,7 +46,7 @@ class TrainingRow:
 
 
 def read_training_rows(paths: Iterable[str | os.PathLike]) -> list[TrainingRow]:
-    """Every row of every file, in order; the first bad row raises :class:`TrainingDataError` with its location."""
+    """Every row of every file, in order; the first bad row raises [TrainingDataError][] with its location."""
     rows: list[TrainingRow] = []
     for path in paths:
         try:
@@ -59,7 +59,7 @@ def read_training_rows(paths: Iterable[str | os.PathLike]) -> list[TrainingRow]:
 
 
 def check_row(record: dict[str, Any], where: str) -> TrainingRow:
-    """The row as a :class:`TrainingRow`, or a :class:`TrainingDataError` that starts with ``where``."""
+    """The row as a [TrainingRow][], or a [TrainingDataError][] that starts with ``where``."""
     negative_columns = sorted((c for c in record if _NEGATIVE.match(c)), key=_negative_order)
     unknown = set(record) - {ANCHOR, POSITIVE, INSTRUCTION, SCORE, *negative_columns}
     if unknown:

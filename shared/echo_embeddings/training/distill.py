@@ -4,7 +4,7 @@ Echo reads every text twice, so it costs about 2.5x the tokens of the classical 
 that reads each text once (the classical template by default) learns to reproduce a fine-tuned echo teacher's
 embeddings of unlabeled texts: sentence-transformers' ``MSELoss`` against the teacher's vectors, computed once
 before training. The student starts from the teacher's own weights unless ``model_name`` says otherwise, and is
-saved as one model folder like :func:`~echo_embeddings.training.train`'s.
+saved as one model folder like [train][echo_embeddings.training.train]'s.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def distill(
 ):
     """Train a student to embed ``texts`` as ``teacher`` does, save it to ``output_dir`` and return it.
 
-    ``teacher`` is a model folder or name that :meth:`EchoEncoder.from_pretrained` loads with its own settings.
-    ``settings`` are the student's :class:`~echo_embeddings.config.EchoConfig` fields (``model_name`` defaults
-    to the teacher, ``template`` to ``classical``, ``pooling`` to ``mean``) and :class:`TrainingConfig` fields
+    ``teacher`` is a model folder or name that [EchoEncoder.from_pretrained][] loads with its own settings.
+    ``settings`` are the student's [EchoConfig][echo_embeddings.config.EchoConfig] fields (``model_name`` defaults
+    to the teacher, ``template`` to ``classical``, ``pooling`` to ``mean``) and [TrainingConfig][] fields
     (``steps``, ``train_batch_size``, ``learning_rate``, ``lora``, ``eval_data``, ``seed``, ...). The texts are
     embedded in the document form. Settings of the contrastive loss, and ``resume``, are refused.
     """

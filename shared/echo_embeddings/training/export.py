@@ -1,4 +1,4 @@
-"""Export a finished LoRA training run's adapter as a shipped trained model (:mod:`echo_embeddings.trained`).
+"""Export a finished LoRA training run's adapter as a shipped trained model ([echo_embeddings.trained][]).
 
 ``python -m echo_embeddings.training.export RUN FOLDER`` writes ``FOLDER/adapter.safetensors`` (the final
 checkpoint's LoRA matrices, named after the base model's weights, in bfloat16 unless ``--dtype`` says otherwise),

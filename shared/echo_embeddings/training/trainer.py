@@ -15,7 +15,7 @@ base. ``folder/checkpoints`` holds what ``resume`` needs (the trainable weights,
 ``folder/training_log.json`` the losses and dev scores by step.
 
 Training that outgrows one machine runs as sentence-transformers training does: ``torchrun --nproc_per_node N``
-or ``accelerate launch`` on a script that calls :func:`train`.
+or ``accelerate launch`` on a script that calls [train][].
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def train(
 ):
     """Fine-tune and save to ``output_dir``; returns the trained ``SentenceTransformer``.
 
-    ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see :mod:`.data`) or rows. ``settings`` are
-    :class:`~echo_embeddings.config.EchoConfig` fields (``model_name``, ``template``, ``pooling``,
+    ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see ``echo_embeddings.training.data``) or rows.
+    ``settings`` are [EchoConfig][echo_embeddings.config.EchoConfig] fields (``model_name``, ``template``, ``pooling``,
     ``max_length``, ``device``, ``dtype``, ...; ``model_name`` defaults to the untrained
-    :data:`~echo_embeddings.BASE_MODEL`) and :class:`TrainingConfig` fields (``steps``,
+    [BASE_MODEL][echo_embeddings.BASE_MODEL]) and [TrainingConfig][] fields (``steps``,
     ``train_batch_size``, ``lora``, ``hard_negatives``, ``eval_data``, ``resume``, ``seed``, ...). Every
     setting and every row is checked before the model loads. ``callbacks`` are transformers ``TrainerCallback``s.
     """
@@ -347,7 +347,7 @@ def _write_rows(rows: list[TrainingRow], path: Path) -> None:
 
 
 class _StopOnNonFiniteLoss(TrainerCallback):
-    """Stops training with a :class:`TrainingError` at the first logged loss or gradient norm that is not a finite
+    """Stops training with a [TrainingError][] at the first logged loss or gradient norm that is not a finite
     number (both logged every step), before anything is saved: a diverged model would otherwise be saved as if
     trained (a non-finite gradient makes every weight NaN while the loss can still read 0)."""
 
