@@ -323,8 +323,9 @@ def test_output_locations_are_checked_before_any_work(tmp_path, capsys):
 
 
 def test_version_help_and_unexpected_errors(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("echo-embeddings 0.")
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own action, where the option is not alone
+        main(["--version", "embed"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("echo-embeddings 0.")
     assert main([]) == 2 and "usage: echo-embeddings" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"

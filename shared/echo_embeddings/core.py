@@ -5,8 +5,8 @@ stats and quantization on top) and the sentence-transformers module
 [EchoTransformer][echo_embeddings.st.EchoTransformer] (a thin adapter to sentence-transformers' module protocol,
 through which training runs). The core owns what decides a
 vector: the checks of the settings against the model, the template tokenizer for each length bound, which
-instruction a form reads, the shared prefix and its cached states, the pass from token ids to states, pooling, and
-the settings fingerprint.
+instruction a form reads, the shared prefix and its cached states (the pass from token ids to states runs through
+``prefix_cache``), pooling, and the settings fingerprint.
 """
 
 from __future__ import annotations
@@ -72,17 +72,6 @@ class EchoCore:
         if not is_causal(self.model):
             return ()
         return (tokenizer or self.tokenizer()).shared_prefix(query=query, instruction=instruction)
-
-    def states(
-        self,
-        prefix: tuple[int, ...],
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        position_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Last hidden states of ``input_ids``, the tokens after ``prefix`` (see
-        ``forward``), without gradients."""
-        return self.prefix_cache.forward(prefix, input_ids, attention_mask, position_ids)
 
     def pool(
         self, hidden: torch.Tensor, pool_mask: torch.Tensor, token_mask: torch.Tensor, *, normalize: bool

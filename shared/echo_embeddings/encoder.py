@@ -398,7 +398,7 @@ class EchoEncoder:
         device, pad_id = self.device, self.template_tokenizer.pad_id
         if self._packs:
             batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
-            hidden = self._core.states(
+            hidden = self._core.prefix_cache.forward(
                 prefix,
                 batch["input_ids"].to(device),
                 batch["attention_mask"].to(device),
@@ -408,7 +408,7 @@ class EchoEncoder:
         else:
             batch = collate(items, pad_id, len(prefix))
             token_mask = batch["attention_mask"]
-            hidden = self._core.states(prefix, batch["input_ids"].to(device), token_mask.to(device))
+            hidden = self._core.prefix_cache.forward(prefix, batch["input_ids"].to(device), token_mask.to(device))
         return hidden, token_mask.to(device), batch["pool_mask"].to(device)
 
 

@@ -164,7 +164,7 @@ class EchoTransformer(InputModule):
             cut = len(prefix)
             for key in ("input_ids", "attention_mask", "pool_mask"):
                 features[key] = features[key][:, cut:]
-            hidden = self.core.states(prefix, features["input_ids"], features["attention_mask"])
+            hidden = self.core.prefix_cache.forward(prefix, features["input_ids"], features["attention_mask"])
         else:
             hidden = self.auto_model(
                 input_ids=features["input_ids"], attention_mask=features["attention_mask"]
