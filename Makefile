@@ -8,7 +8,7 @@ STAMP := $(VENV)/.echo-setup
 LOCK := constraints.txt
 DATA := ../shared/data
 
-.PHONY: setup demo test docs pip-check install-check bench bench-long bench-ray finetune train-recipe peer ablations gemma gpu-bundle \
+.PHONY: setup demo test docs pip-check install-check bench bench-cpu bench-long bench-ray finetune train-recipe peer ablations gemma gpu-bundle \
   gpu-check lint lock clean
 
 setup: $(STAMP)
@@ -38,6 +38,12 @@ test: setup
 # Throughput of echo against its baselines, in one run (about 40 minutes on 2 CPU cores).
 bench: setup
 	$(PY) benchmarks/throughput.py
+
+# The default model against this CPU's matmul peaks, and each CPU backend (torch fp32/int8, ONNX Runtime fp32/int8)
+# side by side with its quality (about 30 minutes on 2 CPU cores, alone); writes docs/results/cpu/.
+bench-cpu: setup
+	$(PIP) install --quiet onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2
+	$(PY) benchmarks/cpu_roofline.py
 
 # Long inputs: needle retrieval, SciFact whole, LlamaIndex end to end, late chunking, cost against length (about
 # 90 minutes on 2 CPU cores); writes docs/results/long/.
