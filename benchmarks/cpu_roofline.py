@@ -12,8 +12,9 @@
    the library; texts/s for each length, and quality: STS-B test Spearman and SciFact nDCG@10 (50 queries, 151
    documents).
 
-Runs alone on the machine (about 30 minutes on 2 cores). ONNX arms need ``pip install onnxruntime onnx
-onnxscript``. Writes docs/results/cpu/ (results.json, results.md, results.png).
+Runs alone on the machine (about 30 minutes on 2 cores). The ONNX arms need onnx and onnxscript
+(``make bench-cpu`` installs them at the lock's versions). Writes docs/results/cpu/ (results.json, results.md,
+results.png).
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ class OnnxModel:
         self.config.is_causal = False
         self.config.model_type = "onnx"
         self.dtype = torch.float32
-        self.device = torch.device("cpu")
 
     def parameters(self):
         yield torch.zeros(1)
@@ -98,8 +98,9 @@ class OnnxModel:
         return self.forward(**inputs)
 
 
-def export_onnx(model: torch.nn.Module, folder: Path) -> tuple[Path, Path]:
-    """The model's hidden states as ONNX (fp32), and its dynamic int8 quantization (per-channel weights)."""
+def export_onnx(model: torch.nn.Module, folder: Path) -> None:
+    """Write the model's hidden states as ONNX, ``folder/model.onnx`` (fp32), and its dynamic int8 quantization
+    (per-channel weights), ``folder/model-int8.onnx``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     class HiddenStates(torch.nn.Module):
@@ -117,7 +118,6 @@ def export_onnx(model: torch.nn.Module, folder: Path) -> tuple[Path, Path]:
     torch.onnx.export(HiddenStates(model), (ids, torch.ones_like(ids)), str(fp32), dynamo=True, verbose=False,
                       input_names=["input_ids", "attention_mask"], dynamic_shapes=shapes)  # fmt: skip
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-    return fp32, int8
 
 
 def int8_peak(size: int = 2048, repeats: int = 5) -> float | None:
@@ -219,8 +219,10 @@ def profile(encoder: EchoEncoder, texts: list[str]) -> dict[str, float]:
     return {"wall": wall, **groups}
 
 
-def timed(encode: Any, texts: list[str], repeats: int) -> list[float]:
+def timed(encode: Any, texts: list[str], repeats: int, counter: FlopCounter) -> list[float]:
+    """Seconds of each of ``repeats`` runs after a warm-up; ``counter`` then holds the runs' FLOPs."""
     encode(texts[:4])
+    counter.flops = counter.positions = 0
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -274,17 +276,15 @@ def main() -> None:
     for length, batch in texts.items():
         for name, encoder in arms.items():  # one arm after another on the same texts, each repeated
             counter = counters[name]
-            runs = timed(encoder.encode, batch, args.repeats)
-            counter.flops = counter.positions = 0
-            encoder.encode(batch)
-            flops = counter.flops
+            runs = timed(encoder.encode, batch, args.repeats, counter)
+            flops = counter.flops / len(runs)  # every run computes the same passes
             best = float(np.median(runs))
             speed[name][length] = {
                 "texts_per_second": len(batch) / best,
                 "runs": runs,
                 "gflops_per_second": flops / best / 1e9,
                 "fraction_of_fp32_peak": flops / best / 1e9 / peaks["fp32_gflops"],
-                "positions": counter.positions,
+                "positions": counter.positions // len(runs),
             }
             print(f"{length:>12} {name:<28} {len(batch) / best:7.1f} texts/s "
                   f"{flops / best / 1e9:6.1f} GFLOP/s", flush=True)  # fmt: skip
