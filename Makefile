@@ -42,7 +42,7 @@ bench: setup
 # The default model against this CPU's matmul peaks, and each CPU backend (torch fp32/int8, ONNX Runtime fp32/int8)
 # side by side with its quality (about 30 minutes on 2 CPU cores, alone); writes docs/results/cpu/.
 bench-cpu: setup
-	$(PIP) install --quiet onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2
+	$(PIP) install --quiet -c $(LOCK) onnx onnxscript
 	$(PY) benchmarks/cpu_roofline.py
 
 # Long inputs: needle retrieval, SciFact whole, LlamaIndex end to end, late chunking, cost against length (about
