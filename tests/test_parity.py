@@ -6,7 +6,14 @@ import warnings
 import numpy as np
 import pytest
 
-from echo_embeddings import TEMPLATES, EchoEncoder, TruncationWarning, load_sentence_transformer, sentence_transformer
+from echo_embeddings import (
+    INSTRUCTIONS,
+    TEMPLATES,
+    EchoEncoder,
+    TruncationWarning,
+    load_sentence_transformer,
+    sentence_transformer,
+)
 
 from .conftest import DEVICE, stsb_sentences
 
@@ -91,3 +98,24 @@ def test_the_default_model_reads_alike_on_both(default_encoder, default_st, quer
 @pytest.fixture(scope="module")
 def default_st(default_encoder):
     return sentence_transformer(device=str(default_encoder.device), dtype="float32")
+
+
+def test_a_named_instruction_reads_as_its_text_on_every_surface(tiny_model_dir):
+    from langchain_echo import EchoEmbeddings
+    from llamaindex_echo import EchoEmbedding
+
+    texts = SHORT[:1] + SHORT[3:]
+    settings = {"model_name": str(tiny_model_dir), "template": "echo-instruct", "device": DEVICE}
+    named = EchoEncoder.from_pretrained(**settings, query_instruction="scifact")
+    assert named.config.query_instruction == INSTRUCTIONS["scifact"]
+    spelled = EchoEncoder.from_pretrained(**settings).encode(texts, query=True, instruction=INSTRUCTIONS["scifact"])
+    untold = EchoEncoder.from_pretrained(**settings).encode(texts, query=True)
+    assert rowwise_cos(untold, spelled).max() < PARITY  # the instruction changes the vectors
+    got = {
+        "encoder": named.encode(texts, query=True),
+        "langchain": [EchoEmbeddings(**settings, query_instruction="scifact").embed_query(t) for t in texts],
+        "llamaindex": [EchoEmbedding(**settings, query_instruction="scifact").get_query_embedding(t) for t in texts],
+        "sentence-transformers": sentence_transformer(**settings, query_instruction="scifact").encode_query(texts),
+    }
+    for surface, vectors in got.items():
+        assert rowwise_cos(vectors, spelled).min() >= PARITY, surface

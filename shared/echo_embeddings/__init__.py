@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
 from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ _LAZY = {
 __all__ = [
     "BASE_MODEL",
     "DEFAULT_MODEL",
+    "GENERAL_INSTRUCTION",
+    "INSTRUCTIONS",
     "TEMPLATES",
     "EchoConfig",
     "EchoEncoder",

@@ -27,6 +27,7 @@ from pydantic import (
 
 from . import DEFAULT_MODEL
 from .errors import ConfigError
+from .instructions import resolve_instruction
 from .templates import PoolingName, Template, resolve_template, template_spec
 from .tokenization import TruncationName
 
@@ -122,10 +123,13 @@ class EchoConfig(BaseModel):
     query_instruction: str | None = Field(
         default=None,
         description="Fills the query form's {instruction} slot (or leads the query prompt if it has none); "
-        "None or empty: the template's own.",
+        "None or empty: the template's own. A name of INSTRUCTIONS (general, scifact, sts, nli, banking77) reads as "
+        "its text.",
     )
     document_instruction: str | None = Field(
-        default=None, description="The same for the document form; None or empty: the template's own, if any."
+        default=None,
+        description="The same for the document form; None or empty: the template's own, if any. Names read as for "
+        "query_instruction.",
     )
     device: str | None = Field(default=None, description="cuda, mps, cpu...; None picks cuda, then mps, then cpu.")
     dtype: str | None = Field(default=None, description="float32, bfloat16...; None: bfloat16 on CUDA, else float32.")
@@ -145,6 +149,11 @@ class EchoConfig(BaseModel):
     def _known_template(cls, value: str | dict[str, str]) -> str | dict[str, str]:
         resolve_template(value)  # raises with the list of presets
         return value
+
+    @field_validator("query_instruction", "document_instruction")
+    @classmethod
+    def _named_instruction(cls, value: str | None) -> str | None:
+        return resolve_instruction(value)
 
     @field_validator("device")
     @classmethod
