@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoder import EchoEncoder
+from ..instructions import resolve_instruction
 
 
 @dataclass
@@ -16,10 +17,13 @@ class Arm:
 
     ``compute_matched`` keeps the first half of each text's tokens, so an echo template (two copies) spends about
     the tokens that a single-copy template spends on the whole text: the paper's compute-matched echo.
+    ``query_instruction`` replaces the encoder's for queries (a name of INSTRUCTIONS or the text; None: the
+    encoder's).
     """
 
     encoder: EchoEncoder
     compute_matched: bool = False
+    query_instruction: str | None = None
 
     @property
     def name(self) -> str:
@@ -29,9 +33,17 @@ class Arm:
     def pooling(self) -> str:
         return self.encoder.pooling
 
+    @property
+    def documents_key(self) -> str:
+        """What decides this arm's document vectors: equal keys, equal vectors."""
+        return self.encoder.fingerprint + ("@half" if self.compute_matched else "")
+
     def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False) -> np.ndarray:
         if self.compute_matched:
             texts = self._first_halves(texts)
+        if query and self.query_instruction is not None:
+            instruction = resolve_instruction(self.query_instruction)
+            return self.encoder.encode(texts, query=True, instruction=instruction, show_progress=show_progress)
         return self.encoder.encode(texts, query=query, show_progress=show_progress)
 
     def _first_halves(self, texts: list[str]) -> list[str]:
