@@ -12,8 +12,13 @@ from sentence_transformers import SentenceTransformer
 
 from echo_embeddings import EchoEncoder, load_sentence_transformer
 from echo_embeddings.errors import ConfigError, TrainingDataError
+from echo_embeddings.files import read_records
+from echo_embeddings.instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
+from echo_embeddings.trained import TrainedModel, merge_lora
 from echo_embeddings.training import TrainingRow, distill, read_training_rows, recipe_rows, train
+from echo_embeddings.training.export import export_adapter
 from echo_embeddings.training.mining import mine_negatives
+from echo_embeddings.training.recipe import DEFAULT_ROWS, banking77_dev, scifact_dev_queries
 
 from .conftest import DATA, DEVICE, stsb_sentences
 
@@ -224,6 +229,27 @@ def test_csv_cells_are_text_as_written(tmp_path):
     assert [(r.anchor, r.positive, r.score) for r in rows] == [("NA", "001", None), ("null", "true", 2.5)]
 
 
+def test_an_exported_adapter_merged_into_its_base_reads_as_the_run(tiny_model_dir, tmp_path):
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    settings = {"template": "echo", "pooling": "mean", "query_instruction": "general"}
+    train(stsb_pairs(64), output_dir=run, model_name=str(tiny_model_dir), device=DEVICE, **settings, steps=2,
+          train_batch_size=8, learning_rate=1e-2, save_steps=1)  # fmt: skip
+    digest = export_adapter(run, shipped, dtype="float32")
+    assert TrainedModel(name="tests/tiny-echo", base=str(tiny_model_dir), folder=shipped).verify() == digest
+    saved = json.loads((shipped / "echo_config.json").read_text())
+    assert "fingerprint" not in saved  # the run's weights are not the shipped model's
+    assert (saved["template"], saved["query_instruction"]) == ("echo", GENERAL_INSTRUCTION)  # a name, resolved
+    merge_lora(str(tiny_model_dir), shipped / "adapter.safetensors", tmp_path / "merged")
+    texts = stsb_sentences(6)
+    trained = EchoEncoder.from_pretrained(str(run), device=DEVICE)
+    merged = EchoEncoder.from_pretrained(str(tmp_path / "merged"), device=DEVICE, **settings)
+    untrained = EchoEncoder.from_pretrained(str(tiny_model_dir), device=DEVICE, template="echo")
+    for query in (False, True):
+        expected = trained.encode(texts, query=query)
+        assert _cos(merged.encode(texts, query=query), expected).min() >= 0.9999
+        assert _cos(untrained.encode(texts, query=query), expected).min() < 0.9999  # training moved the vectors
+
+
 def test_trained_folders_follow_the_umask(lora_run):
     from echo_embeddings.files import current_umask
 
@@ -402,17 +428,40 @@ def test_parquet_rows_and_negative_columns(tmp_path):
     assert read_training_rows([tmp_path / "ok.parquet"])[1] == TrainingRow("b", "d", ("f",))
 
 
-def test_recipe_reads_training_splits_only():
+def test_recipe_reads_training_splits_only_less_the_development_data():
     rows = recipe_rows(DATA, rows={"nli": 20, "stsb": 20, "scifact": 20, "banking77": 20, "stsb-scores": 30})
     assert len(rows) == 110
-    scifact = [r for r in rows if r.instruction]
+    scifact = [r for r in rows if r.instruction == INSTRUCTIONS["scifact"]]
     assert len(scifact) == 20 and all(not r.negatives for r in scifact)
     banking = rows[-50:-30]
     assert all(len(r.negatives) == 1 and r.score is None for r in banking)
     graded = rows[-30:]  # STS-B's 0-5 scores scaled to 0-1
     assert all(0 <= r.score <= 1 and not r.negatives for r in graded) and len({r.score for r in graded}) > 5
+    everything = recipe_rows(DATA, rows=dict.fromkeys(DEFAULT_ROWS, 10_000))
+    held_out = scifact_dev_queries(DATA)
+    claims = {r["_id"]: r["text"] for r in read_records(DATA / "retrieval/scifact/queries.jsonl", {"_id": str})}
+    assert held_out and not {claims[q] for q in held_out} & {r.anchor for r in everything}
+    dev_texts = {r["text"] for r in banking77_dev(DATA)}
+    assert dev_texts and not dev_texts & {t for r in everything for t in (r.anchor, r.positive, *r.negatives)}
     with pytest.raises(ValueError, match="unknown recipe source"):
         recipe_rows(DATA, rows={"sick": 10})
+
+
+def test_recipe_instructions_by_source():
+    sizes = {"nli": 10, "stsb": 10, "scifact": 20, "banking77": 10, "stsb-scores": 10}
+    by_task = recipe_rows(DATA, rows=sizes)
+    expected = {"nli": "nli", "stsb": "sts", "scifact": "scifact", "banking77": "banking77", "stsb-scores": None}
+    starts = np.cumsum([0, *sizes.values()])
+    for (source, name), start, end in zip(expected.items(), starts[:-1], starts[1:], strict=True):
+        assert {r.instruction for r in by_task[start:end]} == {INSTRUCTIONS.get(name)}, source
+    release_02 = recipe_rows(DATA, rows=sizes, instructions="scifact")
+    assert {r.instruction for r in release_02} == {None, INSTRUCTIONS["scifact"]}
+    assert [r.anchor for r in release_02] == [r.anchor for r in by_task]  # the same rows drawn
+    mixed = recipe_rows(DATA, rows=sizes, general_share=0.5)
+    scifact = [r.instruction for r in mixed[starts[2] : starts[3]]]
+    assert scifact.count(GENERAL_INSTRUCTION) == scifact.count(INSTRUCTIONS["scifact"]) == 10
+    with pytest.raises(ValueError, match="general_share"):
+        recipe_rows(DATA, general_share=1.5)
 
 
 def _cos(a, b):

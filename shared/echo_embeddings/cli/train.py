@@ -67,6 +67,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> None:
     """Fine-tune on the files given, or on the recipe's mix, and save the model to ``--output``."""
+    from ..instructions import GENERAL_INSTRUCTION
     from ..training import recipe_rows, train
     from ..training.recipe import RECIPE_TEMPLATE
 
@@ -82,6 +83,7 @@ def run_train(args: argparse.Namespace) -> None:
         data = recipe_rows(recipe, rows=rows, seed=settings.get("seed", 0))
         settings.setdefault("eval_data", str(recipe / "sts" / "stsb-dev.jsonl"))
         settings.setdefault("template", RECIPE_TEMPLATE)
+        settings.setdefault("query_instruction", GENERAL_INSTRUCTION)  # what the model's queries carry unless told
     train(data, output_dir=args.output, **settings)
     report(f"saved the trained model to {args.output}")
 

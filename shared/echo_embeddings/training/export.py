@@ -2,17 +2,17 @@
 
 ``python -m echo_embeddings.training.export RUN FOLDER`` writes ``FOLDER/adapter.safetensors`` (the final
 checkpoint's LoRA matrices, named after the base model's weights, in bfloat16 unless ``--dtype`` says otherwise),
-its ``SHA256SUMS`` and the run's ``echo_config.json``. ``make train-recipe`` runs it on the recipe's run.
+its ``SHA256SUMS`` and the run's ``echo_config.json`` (less its fingerprint record, which names the run's own
+weights: the shipped model is the adapter merged into the base). ``make train-recipe`` runs it on the recipe's run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from ..config import CONFIG_FILE
+from ..config import CONFIG_FILE, FINGERPRINT_KEY
 from ..digests import file_sha256
 from ..errors import ConfigError
 from ..files import follow_umask
@@ -47,7 +47,9 @@ def export_adapter(run: str | Path, folder: str | Path, *, dtype: str = "bfloat1
     save_file(tensors, folder / ADAPTER_FILE, metadata=metadata)
     digest = file_sha256(folder / ADAPTER_FILE)
     (folder / CHECKSUM_FILE).write_text(f"{digest}  {ADAPTER_FILE}\n", encoding="ascii")
-    shutil.copyfile(run / CONFIG_FILE, folder / CONFIG_FILE)
+    settings = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    settings.pop(FINGERPRINT_KEY, None)
+    (folder / CONFIG_FILE).write_text(json.dumps(settings, indent=4) + "\n", encoding="utf-8")
     follow_umask(folder)  # safetensors writes 0600
     return digest
 

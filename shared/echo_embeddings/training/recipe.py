@@ -1,57 +1,115 @@
 """The documented training mix, built from the project's evaluation data folder (``../shared/data``).
 
-| source | rows | anchor -> positive | negative | instruction |
+| source | rows | anchor -> positive | negative | instruction (``instructions="task"``) |
 |---|---|---|---|---|
-| SNLI triplets ("AllNLI") | ``nli`` | premise -> entailed hypothesis | the contradiction | none (symmetric) |
-| STS-B train, score >= 4 | ``stsb`` | sentence1 -> sentence2 | mined (zero-shot model) | none (symmetric) |
+| SNLI triplets ("AllNLI") | ``nli`` | premise -> entailed hypothesis | the contradiction | nli |
+| STS-B train, score >= 4 | ``stsb`` | sentence1 -> sentence2 | mined (zero-shot model) | sts |
 | STS-B train, every score | ``stsb-scores`` | graded pair: sentence1, sentence2, score / 5 (CoSENT) | none | none |
-| SciFact train qrels | ``scifact`` | claim -> cited abstract | mined (zero-shot model) | SCIFACT_INSTRUCTION |
-| Banking77 train | ``banking77`` | text -> another text of its intent | a text of another intent | none (symmetric) |
+| SciFact train qrels | ``scifact`` | claim -> cited abstract | mined (zero-shot model) | scifact |
+| Banking77 train | ``banking77`` | text -> another text of its intent | a text of another intent | banking77 |
 
-Graded STS-B pairs train the ranking of similarities directly (CoSENT), which InfoNCE's positives alone do not
-teach: at the same 100 steps they lifted STS-B test most of all changes tried (see the README). Symmetric pairs
-carry no instruction, so they train the document form that ``encode`` and every adapter's
-document path use; SciFact's claims train the query form with the retrieval instruction. Banking77's negatives
-come from another intent by construction: a mined neighbour would often be a text of the same intent. Only the
-training splits are read; no reserved set.
+Instructions are [INSTRUCTIONS][echo_embeddings.instructions.INSTRUCTIONS]' texts, on the anchor only (the query
+form); positives and negatives are documents, which carry none. ``instructions="scifact"`` is the mix of release
+0.2: only SciFact's claims carry one. ``general_share`` of the SciFact claims carry the general instruction instead
+of SciFact's, so that the general instruction the default model's queries carry is trained. Graded STS-B pairs
+(CoSENT) train the ranking of similarities directly and stay symmetric: both texts are documents. Banking77's
+negatives come from another intent by construction: a mined neighbour would often be a text of the same intent.
+
+Only training splits are read, and each fifth SciFact train claim and Banking77 train text is held out of the mix
+([scifact_dev_queries][], [banking77_dev][]): the development data the recipe's choices are made on. No reserved
+set.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+from typing import Literal
 
 from ..evaluation.retrieval import load_qrels
 from ..evaluation.sts import load_sts
 from ..files import read_records
+from ..instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
 from .data import TrainingRow
 
-SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
+DEV_EVERY = 5
+"""Every this many'th SciFact train claim (by id) and Banking77 train text (by line) is development data."""
 
-DEFAULT_ROWS = {"nli": 600, "stsb": 600, "scifact": 150, "banking77": 250, "stsb-scores": 1600}
-"""Rows drawn from each source: the measured mix (STS-B train has 1,406 pairs with score >= 4 and 5,749 in all)."""
+SOURCE_INSTRUCTIONS = {"nli": "nli", "stsb": "sts", "stsb-scores": None, "scifact": "scifact", "banking77": "banking77"}
+"""The instruction (a name of INSTRUCTIONS) each source's anchors carry with ``instructions="task"``."""
+
+DEFAULT_ROWS = {"nli": 1800, "stsb": 1400, "scifact": 450, "banking77": 750, "stsb-scores": 4800}
+"""Rows drawn from each source: the shipped mix, for 300 steps of 16 (STS-B train has 1,406 pairs with score >= 4
+and 5,749 in all; release 0.2's 100 steps drew a third of each: 600, 600, 150, 250, 1,600)."""
+
+DEFAULT_GENERAL_SHARE = 0.5
+"""The share of SciFact's claims trained with the general instruction: the shipped recipe's."""
 
 RECIPE_TEMPLATE = "echo"
 """The template the recipe is trained with unless one is given: echo (mean over the second copy). The zero-shot
 default (echo-categorize) leads before training but not after it (docs/results/finetune/gpu-exploration)."""
 
 
-def recipe_rows(data_dir: str | Path, *, rows: dict[str, int] | None = None, seed: int = 0) -> list[TrainingRow]:
-    """The training mix: ``rows[source]`` rows from each source, drawn with ``random.Random(seed)``."""
+def recipe_rows(
+    data_dir: str | Path,
+    *,
+    rows: dict[str, int] | None = None,
+    seed: int = 0,
+    instructions: Literal["task", "scifact"] = "task",
+    general_share: float = DEFAULT_GENERAL_SHARE,
+) -> list[TrainingRow]:
+    """The training mix: ``rows[source]`` rows from each source, drawn with ``random.Random(seed)``; anchors carry
+    each source's instruction (``"task"``) or only SciFact's (``"scifact"``), and ``general_share`` of SciFact's
+    claims the general instruction instead."""
     data_dir = Path(data_dir)
     counts = {**DEFAULT_ROWS, **(rows or {})}
     unknown = set(counts) - set(DEFAULT_ROWS)
     if unknown:
         raise ValueError(f"unknown recipe source(s) {sorted(unknown)}; sources: {', '.join(DEFAULT_ROWS)}")
+    if instructions not in ("task", "scifact"):
+        raise ValueError(f"instructions: 'task' or 'scifact', got {instructions!r}")
+    if not 0 <= general_share <= 1:
+        raise ValueError(f"general_share: a share from 0 to 1, got {general_share}")
     rng = random.Random(seed)
     sources = {"nli": _nli, "stsb": _stsb, "scifact": _scifact, "banking77": _banking77, "stsb-scores": _stsb_scores}
     mix: list[TrainingRow] = []
     for name, build in sources.items():
         if counts[name] > 0:
             candidates = build(data_dir, rng)
-            mix.extend(rng.sample(candidates, min(counts[name], len(candidates))))
+            drawn = rng.sample(candidates, min(counts[name], len(candidates)))
+            mix.extend(_instructed(drawn, name, instructions, general_share, rng))
     return mix
+
+
+def _instructed(
+    rows: list[TrainingRow], source: str, instructions: str, general_share: float, rng: random.Random
+) -> list[TrainingRow]:
+    name = SOURCE_INSTRUCTIONS[source] if instructions == "task" or source == "scifact" else None
+    if name is None:
+        return rows
+    general = set(rng.sample(range(len(rows)), round(general_share * len(rows)))) if source == "scifact" else set()
+    return [
+        TrainingRow(
+            row.anchor, row.positive, row.negatives, GENERAL_INSTRUCTION if i in general else INSTRUCTIONS[name]
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def scifact_dev_queries(data_dir: str | Path) -> set[str]:
+    """The SciFact train claims held out of the mix: each DEV_EVERY'th of the judged ones, by numeric id."""
+    qrels = load_qrels(Path(data_dir) / "retrieval" / "scifact" / "qrels" / "train.tsv")
+    return set(sorted(qrels, key=int)[::DEV_EVERY])
+
+
+def banking77_dev(data_dir: str | Path) -> list[dict]:
+    """The Banking77 train records held out of the mix: each DEV_EVERY'th line."""
+    return _banking77_records(data_dir)[::DEV_EVERY]
+
+
+def _banking77_records(data_dir: str | Path) -> list[dict]:
+    path = Path(data_dir) / "classification" / "banking77" / "train.jsonl"
+    return list(read_records(path, {"text": str, "label": (str, int)}))
 
 
 def _nli(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
@@ -72,7 +130,8 @@ def _stsb_scores(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
 
 def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
     folder = data_dir / "retrieval" / "scifact"
-    qrels = load_qrels(folder / "qrels" / "train.tsv")
+    held_out = scifact_dev_queries(data_dir)
+    qrels = {query: docs for query, docs in load_qrels(folder / "qrels" / "train.tsv").items() if query not in held_out}
     queries = {r["_id"]: r["text"] for r in read_records(folder / "queries.jsonl", {"_id": str, "text": str})}
     wanted = {doc for docs in qrels.values() for doc in docs}
     corpus = {
@@ -81,7 +140,7 @@ def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
         if r["_id"] in wanted
     }
     return [
-        TrainingRow(queries[query], corpus[doc], (), SCIFACT_INSTRUCTION)
+        TrainingRow(queries[query], corpus[doc])
         for query, docs in qrels.items()
         for doc, grade in docs.items()
         if grade > 0 and query in queries and doc in corpus
@@ -90,10 +149,9 @@ def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
 
 def _banking77(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
     by_intent: dict[str, list[str]] = {}
-    with open(data_dir / "classification" / "banking77" / "train.jsonl", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            by_intent.setdefault(record["label"], []).append(record["text"])
+    for i, record in enumerate(_banking77_records(data_dir)):
+        if i % DEV_EVERY:  # the rest is development data
+            by_intent.setdefault(str(record["label"]), []).append(record["text"])
     intents = sorted(by_intent)
     rows = []
     for intent in intents:
