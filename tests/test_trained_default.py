@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, load_model, sentence_transformer
+from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, GENERAL_INSTRUCTION, load_model, sentence_transformer
 from echo_embeddings.digests import file_digest
 from echo_embeddings.errors import ModelError
 from echo_embeddings.loading import bundled_base_gguf
@@ -37,7 +37,7 @@ def test_the_default_is_the_trained_model_read_as_it_was_trained(default_encoder
     assert default_encoder.model_name == DEFAULT_MODEL
     saved = json.loads((SHIPPED.folder / "echo_config.json").read_text())
     assert default_encoder.template.name == saved["template"] == "echo" and default_encoder.pooling == "mean"
-    assert default_encoder.config.query_instruction == saved["query_instruction"]
+    assert default_encoder.config.query_instruction == saved["query_instruction"] == GENERAL_INSTRUCTION
 
 
 def test_every_surface_with_no_settings_gives_the_trained_vectors(default_encoder, zero_shot_encoder, tmp_path):
