@@ -13,6 +13,9 @@ Sections (each written to results.json as soon as it ends, so a cut run keeps wh
   now, with the old ``max_length=512``, and with ``EchoLateChunking``.
 - ``late``: the same 151 abstracts split into pieces of about 64 tokens, a piece relevant when it comes from a
   relevant abstract; each piece embedded alone against late chunking (one pass per abstract).
+- ``peer``: the default model (trained) against all-MiniLM-L6-v2 (which reads 256 word pieces of a text): the
+  needle documents (nDCG@10 by position) and the LlamaIndex pipeline (hit@5 through ``SentenceSplitter``'s 1,024-token
+  nodes), each model alone through the same code.
 - ``cost``: texts/s and peak memory of echo and classical at 64, 256, 1,024 and 2,048 text tokens, each arm in a
   process of its own (one run: compare within it).
 """
@@ -28,8 +31,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from echo_embeddings import BASE_MODEL, EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
@@ -41,7 +46,7 @@ from echo_embeddings.late_chunking import find_spans
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("echo-categorize", "echo", "classical", "prompteol")
 SETTINGS = {"default": {}, "max_length=512": {"max_length": 512}}
-SECTIONS = ("cost", "needle", "scifact", "late", "llamaindex")
+SECTIONS = ("cost", "needle", "scifact", "late", "llamaindex", "peer")
 
 
 def main() -> None:
@@ -75,6 +80,8 @@ def main() -> None:
             results[section] = scifact(encoder, args.data / "retrieval" / "scifact")
         elif section == "late":
             results[section] = late(encoder, corpus)
+        elif section == "peer":
+            results[section] = peer(corpus, args.queries, args.seed)
         else:
             results[section] = llamaindex(corpus, args.queries, args.seed)
         results[section]["minutes"] = round((time.perf_counter() - start) / 60, 1)
@@ -106,34 +113,88 @@ class SciFact:
         return rng.sample(pool, n)
 
 
-def needle(encoder: EchoEncoder, corpus: SciFact, n: int, seed: int) -> dict:
+def needle_documents(corpus: SciFact, n: int, seed: int) -> tuple[list[str], dict[int, list[str]]]:
+    """``n`` claims, and for each position 1-3 one document per claim: its relevant abstract at that position
+    among two others (the same two at every position)."""
     claims, targets = corpus.sample(n, seed)
     rng = random.Random(seed + 1)
     fillers = [corpus.others(2, rng) for _ in claims]
-    tokens = []
-    scores: dict[str, dict[str, list[float]]] = {}
+    by_position = {}
     for position in (1, 2, 3):
         documents = []
         for target, (a, b) in zip(targets, fillers, strict=True):
             parts = [corpus.docs[a], corpus.docs[b]]
             parts.insert(position - 1, corpus.docs[target])
             documents.append("\n\n".join(parts))
-        if position == 1:
-            tokens = [len(ids) for ids in encoder.tokenizer(documents, add_special_tokens=False)["input_ids"]]
-        queries = [corpus.claims[q] for q in claims]
+        by_position[position] = documents
+    return [corpus.claims[q] for q in claims], by_position
+
+
+def needle_ndcg(queries: np.ndarray, documents: np.ndarray) -> float:
+    """nDCG@10 x100 of each query's own document (query i's is document i) among all."""
+    ranked = np.argsort(-(queries @ documents.T), axis=1, kind="stable")
+    return 100 * float(np.mean([ndcg_at_k([str(j) for j in row], {str(i): 1}, 10) for i, row in enumerate(ranked)]))
+
+
+def needle(encoder: EchoEncoder, corpus: SciFact, n: int, seed: int) -> dict:
+    queries, by_position = needle_documents(corpus, n, seed)
+    tokens = [len(ids) for ids in encoder.tokenizer(by_position[1], add_special_tokens=False)["input_ids"]]
+    scores: dict[str, dict[str, list[float]]] = {}
+    for documents in by_position.values():
         for template in TEMPLATES:
             for name, setting in SETTINGS.items():
                 arm = encoder.with_settings(template=template, **setting)
                 docs, stats = arm.encode_documents(documents, return_stats=True, show_progress=True)
-                ranked = np.argsort(-(arm.encode_queries(queries) @ docs.T), axis=1, kind="stable")
-                ndcg = np.mean([ndcg_at_k([str(j) for j in row], {str(i): 1}, 10) for i, row in enumerate(ranked)])
-                scores.setdefault(f"{template} | {name}", {}).setdefault("ndcg@10", []).append(100 * float(ndcg))
+                ndcg = needle_ndcg(arm.encode_queries(queries), docs)
+                scores.setdefault(f"{template} | {name}", {}).setdefault("ndcg@10", []).append(ndcg)
                 scores[f"{template} | {name}"].setdefault("tokens read", []).append(int(stats.read_tokens.mean()))
     return {
         "claims": n,
         "document tokens": {"mean": int(np.mean(tokens)), "min": min(tokens), "max": max(tokens)},
         "by position (1, 2, 3)": scores,
     }
+
+
+def peer(corpus: SciFact, n: int, seed: int) -> dict:
+    """The default model against all-MiniLM-L6-v2 on the needle's documents and through the LlamaIndex pipeline."""
+    from peer import PEER, PeerEncoder
+
+    from llamaindex_echo import EchoEmbedding
+
+    default, minilm = EchoEncoder.from_pretrained(), PeerEncoder()
+    queries, by_position = needle_documents(corpus, n, seed)
+    needles = {"default": [], PEER: []}
+    for documents in by_position.values():
+        for name, encoder in (("default", default), (PEER, minilm)):
+            docs = encoder.encode(documents, show_progress=True)
+            needles[name].append(needle_ndcg(encoder.encode(queries, query=True), docs))
+    claims, targets, documents, where = llamaindex_documents(corpus, n, seed)
+    models = {"EchoEmbedding() (the default)": EchoEmbedding(), PEER: PeerEmbedding(encoder=minilm)}
+    hits = {name: hit_rate(model, None, corpus, claims, targets, documents, where)[0] for name, model in models.items()}
+    return {
+        "claims": n,
+        "needle ndcg@10 by position (1, 2, 3)": needles,
+        "llamaindex hit@5": hits,
+        "peer reads": f"{minilm.model.max_seq_length} word pieces of each text",
+    }
+
+
+class PeerEmbedding(BaseEmbedding):
+    """all-MiniLM-L6-v2 as a LlamaIndex embedding model (queries and texts read alike)."""
+
+    encoder: Any
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encoder.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encoder.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.encode(texts).tolist()
 
 
 def scifact(encoder: EchoEncoder, folder: Path) -> dict:
@@ -184,11 +245,10 @@ def late(encoder: EchoEncoder, corpus: SciFact) -> dict:
     return {"queries": len(queries), "abstracts": len(doc_ids), "pieces": len(texts), "ndcg@10": scores}
 
 
-def llamaindex(corpus: SciFact, n: int, seed: int) -> dict:
-    from llama_index.core import Document, VectorStoreIndex
-    from llama_index.core.node_parser import SentenceSplitter
-
-    from llamaindex_echo import EchoEmbedding, EchoLateChunking
+def llamaindex_documents(corpus: SciFact, n: int, seed: int) -> tuple[list[str], list[str], list, dict]:
+    """``n`` claims, their relevant abstracts, and long documents of six abstracts each (those and 3n others,
+    shuffled), with where each abstract lies: ``abstract -> (document index, start character)``."""
+    from llama_index.core import Document
 
     claims, targets = corpus.sample(n, seed)
     abstracts = targets + corpus.others(3 * n, random.Random(seed + 2))
@@ -200,6 +260,35 @@ def llamaindex(corpus: SciFact, n: int, seed: int) -> dict:
             where[doc] = (len(documents), len(text) + (2 if text else 0))
             text = f"{text}\n\n{corpus.docs[doc]}" if text else corpus.docs[doc]
         documents.append(Document(text=text, doc_id=f"doc-{len(documents)}"))
+    return claims, targets, documents, where
+
+
+def hit_rate(embed_model, mode, corpus: SciFact, claims, targets, documents, where) -> tuple[float, int]:
+    """hit@5 x100 of the node holding each claim's abstract, through a VectorStoreIndex of ``documents`` split by
+    SentenceSplitter's defaults (or late chunking, ``mode="late"``); and the number of nodes."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from llamaindex_echo import EchoLateChunking
+
+    transformations = [EchoLateChunking(embed_model=embed_model)] if mode else [SentenceSplitter()]
+    index = VectorStoreIndex.from_documents(
+        documents, embed_model=embed_model, transformations=transformations, show_progress=True
+    )
+    retriever = index.as_retriever(similarity_top_k=5)
+    found = []
+    for claim, target in zip(claims, targets, strict=True):
+        doc_index, start = where[target]
+        end = start + len(corpus.docs[target])
+        found.append(any(_holds(node.node, f"doc-{doc_index}", start, end) for node in retriever.retrieve(
+            corpus.claims[claim])))  # fmt: skip
+    return round(100 * float(np.mean(found)), 1), len(index.docstore.docs)
+
+
+def llamaindex(corpus: SciFact, n: int, seed: int) -> dict:
+    from llamaindex_echo import EchoEmbedding
+
+    claims, targets, documents, where = llamaindex_documents(corpus, n, seed)
     zero_shot = EchoEmbedding(model_name=BASE_MODEL)  # the results were measured on the untrained model
     arms = {
         "EchoEmbedding() (now)": (zero_shot, None),
@@ -208,19 +297,7 @@ def llamaindex(corpus: SciFact, n: int, seed: int) -> dict:
     }
     hits, nodes_count = {}, 0
     for name, (embed_model, mode) in arms.items():
-        transformations = [EchoLateChunking(embed_model=embed_model)] if mode else [SentenceSplitter()]
-        index = VectorStoreIndex.from_documents(
-            documents, embed_model=embed_model, transformations=transformations, show_progress=True
-        )
-        nodes_count = len(index.docstore.docs)
-        retriever = index.as_retriever(similarity_top_k=5)
-        found = []
-        for claim, target in zip(claims, targets, strict=True):
-            doc_index, start = where[target]
-            end = start + len(corpus.docs[target])
-            found.append(any(_holds(node.node, f"doc-{doc_index}", start, end) for node in retriever.retrieve(
-                corpus.claims[claim])))  # fmt: skip
-        hits[name] = round(100 * float(np.mean(found)), 1)
+        hits[name], nodes_count = hit_rate(embed_model, mode, corpus, claims, targets, documents, where)
     tokens = [len(ids) for ids in zero_shot.encoder.tokenizer([d.text for d in documents])["input_ids"]]
     return {
         "claims": n,
@@ -310,6 +387,14 @@ def write_report(results: dict, out: Path) -> None:
         lines += ["## LlamaIndex end to end", "", "| embedding | hit@5 |", "|---|---:|"]
         lines += [f"| {name} | {score} |" for name, score in section["hit@5"].items()]
         lines += ["", ", ".join(f"{k}: {v}" for k, v in section.items() if k != "hit@5"), ""]
+    if "peer" in results:
+        section = results["peer"]
+        title = f"## Against all-MiniLM-L6-v2 ({section['claims']} claims; the peer reads {section['peer reads']})"
+        lines += [title, "", "| model | needle, position 1 | 2 | 3 | LlamaIndex hit@5 |", "|---|---:|---:|---:|---:|"]
+        for (name, row), hits in zip(section["needle ndcg@10 by position (1, 2, 3)"].items(),
+                                     section["llamaindex hit@5"].values(), strict=True):  # fmt: skip
+            lines.append(f"| {name} | {' | '.join(f'{v:.1f}' for v in row)} | {hits} |")
+        lines.append("")
     if "cost" in results:
         rows = results["cost"]["rows"]
         lines += ["## Cost against length (one run)", "", "| template | text tokens | texts/s | time vs classical | "
