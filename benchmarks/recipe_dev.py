@@ -144,9 +144,7 @@ def write(out: Path, results: dict) -> None:
     lines.append(f"| untrained (echo-categorize) | - | 0 | 0 | {' | '.join(f'{zero[k]:.1f}' for k in KEYS)} "
                  f"| {rule(zero):.1f} | - |")  # fmt: skip
     for name, arm in results["arms"].items():
-        instructions = arm["instructions"] + (
-            f" + {arm['general_share']:.0%} general" if arm["general_share"] else ""
-        )
+        instructions = arm["instructions"] + (f" + {arm['general_share']:.0%} general" if arm["general_share"] else "")
         cells = " | ".join(f"{arm['dev'][k]:.1f}" for k in KEYS)
         mark = " (winner)" if results.get("winner") == name else ""
         lines.append(f"| {name}{mark} | {instructions} | {arm['steps']} | {arm['rows']} | {cells} "
