@@ -431,8 +431,9 @@ def test_parquet_rows_and_negative_columns(tmp_path):
 def test_recipe_reads_training_splits_only_less_the_development_data():
     rows = recipe_rows(DATA, rows={"nli": 20, "stsb": 20, "scifact": 20, "banking77": 20, "stsb-scores": 30})
     assert len(rows) == 110
-    scifact = [r for r in rows if r.instruction == INSTRUCTIONS["scifact"]]
-    assert len(scifact) == 20 and all(not r.negatives for r in scifact)
+    scifact = rows[40:60]  # half on SciFact's instruction, half on the general one (the shipped recipe)
+    assert {r.instruction for r in scifact} == {INSTRUCTIONS["scifact"], GENERAL_INSTRUCTION}
+    assert all(not r.negatives for r in scifact)
     banking = rows[-50:-30]
     assert all(len(r.negatives) == 1 and r.score is None for r in banking)
     graded = rows[-30:]  # STS-B's 0-5 scores scaled to 0-1
@@ -449,12 +450,12 @@ def test_recipe_reads_training_splits_only_less_the_development_data():
 
 def test_recipe_instructions_by_source():
     sizes = {"nli": 10, "stsb": 10, "scifact": 20, "banking77": 10, "stsb-scores": 10}
-    by_task = recipe_rows(DATA, rows=sizes)
+    by_task = recipe_rows(DATA, rows=sizes, general_share=0.0)
     expected = {"nli": "nli", "stsb": "sts", "scifact": "scifact", "banking77": "banking77", "stsb-scores": None}
     starts = np.cumsum([0, *sizes.values()])
     for (source, name), start, end in zip(expected.items(), starts[:-1], starts[1:], strict=True):
         assert {r.instruction for r in by_task[start:end]} == {INSTRUCTIONS.get(name)}, source
-    release_02 = recipe_rows(DATA, rows=sizes, instructions="scifact")
+    release_02 = recipe_rows(DATA, rows=sizes, instructions="scifact", general_share=0.0)
     assert {r.instruction for r in release_02} == {None, INSTRUCTIONS["scifact"]}
     assert [r.anchor for r in release_02] == [r.anchor for r in by_task]  # the same rows drawn
     mixed = recipe_rows(DATA, rows=sizes, general_share=0.5)
