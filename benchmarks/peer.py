@@ -110,7 +110,8 @@ def main() -> None:
 
 def full_scifact(encoder: EchoEncoder | PeerEncoder, data: Path, cache: Path) -> dict[str, float]:
     """nDCG@10 of SciFact's 300 test queries against all 5,183 abstracts: with the reading's own query
-    instruction and, for an echo model, with SciFact's; and the seconds the corpus took (0 when cached)."""
+    instruction and, for an echo model, with SciFact's; and the seconds it took (the queries' alone when the
+    corpus vectors were cached)."""
     arms = [Arm(encoder)]  # type: ignore[arg-type]
     if isinstance(encoder, EchoEncoder):
         arms.append(Arm(encoder, query_instruction="scifact"))

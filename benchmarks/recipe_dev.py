@@ -35,10 +35,20 @@ from echo_embeddings.evaluation.sts import evaluate_sts
 from echo_embeddings.instructions import GENERAL_INSTRUCTION
 from echo_embeddings.training import recipe_rows, train
 from echo_embeddings.training.export import export_adapter
-from echo_embeddings.training.recipe import DEFAULT_ROWS, banking77_dev, scifact_dev_queries
+from echo_embeddings.training.recipe import (
+    DEFAULT_GENERAL_SHARE,
+    DEFAULT_ROWS,
+    banking77_dev,
+    scifact_dev_queries,
+)
 
 ARMS = {
-    "300-task-general": {"steps": 300, "rows": DEFAULT_ROWS, "instructions": "task", "general_share": 0.5},
+    "300-task-general": {
+        "steps": 300,
+        "rows": DEFAULT_ROWS,
+        "instructions": "task",
+        "general_share": DEFAULT_GENERAL_SHARE,
+    },
     "300-task": {"steps": 300, "rows": DEFAULT_ROWS, "instructions": "task", "general_share": 0.0},
     "100-scifact": {"steps": 100, "rows": ROWS_100, "instructions": "scifact", "general_share": 0.0},
     "100-task": {"steps": 100, "rows": ROWS_100, "instructions": "task", "general_share": 0.0},

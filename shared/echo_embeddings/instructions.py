@@ -1,7 +1,8 @@
 """Named query instructions: the general one the default model's queries carry, and the tasks it was trained on.
 
-Give a name wherever an instruction is taken (``query_instruction="scifact"``) and it reads as its text here; any
-other string is the instruction itself.
+A name given as a ``query_instruction`` or ``document_instruction`` setting (``query_instruction="scifact"``, on
+every surface) reads as its text here; any other string is the instruction itself. A per-call instruction
+(``encode(..., instruction=...)``, a sentence-transformers prompt) is taken as written.
 """
 
 from __future__ import annotations
