@@ -100,6 +100,7 @@ def default_st(default_encoder):
     return sentence_transformer(device=str(default_encoder.device), dtype="float32")
 
 
+@pytest.mark.adapters
 def test_a_named_instruction_reads_as_its_text_on_every_surface(tiny_model_dir):
     from langchain_echo import EchoEmbeddings
     from llamaindex_echo import EchoEmbedding
