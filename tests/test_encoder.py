@@ -302,6 +302,35 @@ def test_shared_prefix_cache_matches_the_full_forward(tiny_encoder, template, in
         assert cos(a, b) >= 0.9999
 
 
+def test_a_long_input_runs_alone_whole_and_unmasked_with_the_same_vector(tiny_encoder):
+    """On a CPU an input of WHOLE_PASS_TOKENS or more gets a pass of its own, prefix included and no mask (so the
+    attention's causal kernel skips the masked half); its vector equals the plain forward's, and the short inputs
+    beside it keep theirs."""
+    from echo_embeddings.prefix_cache import WHOLE_PASS_TOKENS
+
+    texts = [" ".join(stsb_sentences(60)), *stsb_sentences(3)]
+    items = tiny_encoder.template_tokenizer(texts)
+    assert len(items[0].input_ids) >= WHOLE_PASS_TOKENS > max(len(item.input_ids) for item in items[1:])
+    passes = []
+
+    def record(module, args, kwargs):
+        passes.append((kwargs["input_ids"].shape[1], kwargs.get("attention_mask")))
+
+    hook = tiny_encoder.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        got = tiny_encoder.encode(texts)
+    finally:
+        hook.remove()
+    if tiny_encoder.device.type == "cpu":
+        assert (len(items[0].input_ids), None) in passes  # the whole sequence, unmasked
+    for item, vector in zip(items, got, strict=True):
+        with torch.inference_mode():
+            ids = torch.tensor([item.input_ids], device=tiny_encoder.device)
+            hidden = tiny_encoder.model(input_ids=ids).last_hidden_state[0].float()
+        expected = hidden[item.pool_start : item.pool_end].mean(0).cpu().numpy()
+        assert cos(vector, expected) >= 0.9999
+
+
 def test_streamed_chunks_give_the_same_vectors_in_order(tiny_encoder, monkeypatch):
     """encode tokenizes, sorts and batches CHUNK_TEXTS texts at a time (bounded memory on huge inputs)."""
     import echo_embeddings.encoder as encoder_module
@@ -320,10 +349,11 @@ def test_batch_plans_cover_every_input_within_the_limits():
     rng = random.Random(0)
     for _ in range(200):
         lengths = [rng.randint(1, 60) for _ in range(rng.randint(1, 9))]
-        max_texts, max_tokens = rng.randint(1, 5), rng.randint(30, 150)
-        batches = plan_batches(lengths, max_texts, max_tokens)
+        max_texts, max_tokens, alone_from = rng.randint(1, 5), rng.randint(30, 150), rng.randint(20, 70)
+        batches = plan_batches(lengths, max_texts, max_tokens, alone_from=alone_from)
         assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
         order = [i for batch in batches for i in batch]
         assert [lengths[i] for i in order] == sorted(lengths, reverse=True)  # longest first
         for batch in batches:
             assert len(batch) <= max_texts and (len(batch) == 1 or len(batch) * lengths[batch[0]] <= max_tokens)
+            assert len(batch) == 1 or lengths[batch[0]] < alone_from

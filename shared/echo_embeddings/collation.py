@@ -27,18 +27,25 @@ from .loading import is_causal
 from .tokenization import ModelInput
 
 
-def plan_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], max_texts: int, max_tokens: int, *, alone_from: int | None = None
+) -> list[list[int]]:
     """Group indices into batches, longest first.
 
     A batch holds at most ``max_texts`` inputs and at most ``max_tokens`` tokens once padded to its longest input
-    (a single input longer than ``max_tokens`` still gets a batch of its own). Longest first, so a batch that does
-    not fit in memory fails at once rather than at the end.
+    (a single input longer than ``max_tokens`` still gets a batch of its own), and an input of at least
+    ``alone_from`` tokens is alone. Longest first, so a batch that does not fit in memory fails at once rather than
+    at the end.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
-        if current and (len(current) >= max_texts or (len(current) + 1) * lengths[current[0]] > max_tokens):
+        if current and (
+            len(current) >= max_texts
+            or (len(current) + 1) * lengths[current[0]] > max_tokens
+            or (alone_from is not None and lengths[current[0]] >= alone_from)
+        ):
             batches.append(current)
             current = []
         current.append(i)

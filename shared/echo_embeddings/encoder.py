@@ -16,6 +16,7 @@ from .config import LOADING_KEYS, EchoConfig
 from .core import EchoCore
 from .errors import ConfigError
 from .loading import LoadedModel, load_model
+from .prefix_cache import WHOLE_PASS_TOKENS
 from .quantization import shrink
 from .templates import PoolingName, Template
 from .texts import check_texts
@@ -66,6 +67,8 @@ class EchoEncoder:
         self.pooling: PoolingName = self._core.pooling
         self._loaded = loaded
         self._packs = can_pack(loaded.model, self.template_tokenizer.longest())
+        # On a CPU one long input already fills the cores, and alone it runs whole and unmasked (the prefix cache).
+        self._alone_from = WHOLE_PASS_TOKENS if self.device.type == "cpu" else None
 
     @classmethod
     def from_pretrained(
@@ -271,7 +274,7 @@ class EchoEncoder:
         """
         out = np.empty((len(items), self._loaded.dim), dtype=np.float32)
         lengths = [len(item.input_ids) for item in items]
-        for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
+        for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._alone_from):
             vectors = self._forward(prefix, [items[i] for i in batch])
             if not np.isfinite(vectors).all():
                 rows = np.nonzero(~np.isfinite(vectors).all(1))[0]
@@ -359,7 +362,7 @@ class EchoEncoder:
 
         lengths = [len(item.input_ids) for item in items]
         with tqdm(total=len(items), disable=not show_progress, unit="window", desc="Late chunking") as bar:
-            for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT):
+            for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._alone_from):
                 rows = [row for i in batch for row in chunk_rows[i]]
                 for row, vector in zip(rows, self._pool_chunks(prefix, batch, items, rows), strict=True):
                     out[row[1]][row[2]] = vector
@@ -396,7 +399,7 @@ class EchoEncoder:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each item's hidden states after ``prefix`` (one row an item), its token mask and its pooled span's mask."""
         device, pad_id = self.device, self.template_tokenizer.pad_id
-        if self._packs:
+        if self._packs and len(items) > 1:
             batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
             hidden = self._core.prefix_cache.forward(
                 prefix,
