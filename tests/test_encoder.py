@@ -243,6 +243,19 @@ def test_encode_options_are_keyword_only(tiny_encoder):
         tiny_encoder.encode(["a"], batch_size=True)
 
 
+def test_bfloat16_on_a_cpu_without_amx_warns_that_it_is_slower(tiny_model_dir, monkeypatch, caplog):
+    """oneDNN capped at AVX2 stands for a CPU without bfloat16 matrix units, where bfloat16 runs several times slower
+    than float32."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with caplog.at_level("WARNING", logger="echo_embeddings.loading"):
+        load_model(str(tiny_model_dir), device="cpu", dtype="float32", shared=False)
+        assert not caplog.records
+        load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16", shared=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "dtype bfloat16 on a CPU without bfloat16 matrix units (AMX) is slower than float32 here"
+    ]
+
+
 def test_bad_dtype_and_missing_gguf():
     with pytest.raises(ValueError, match="unknown dtype 'float33'"):
         load_model("whatever", dtype="float33")

@@ -120,3 +120,14 @@ def test_a_named_instruction_reads_as_its_text_on_every_surface(tiny_model_dir):
     }
     for surface, vectors in got.items():
         assert rowwise_cos(vectors, spelled).min() >= PARITY, surface
+
+
+def test_bfloat16_on_a_cpu_reads_as_float32_does(tiny_model_dir):
+    """bfloat16, the fast dtype of CPUs with AMX, within its rounding of float32 at every length (the long text runs
+    in a whole pass of its own)."""
+    texts = [*SHORT, " ".join(stsb_sentences(60))]
+    vectors = {
+        dtype: EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu", dtype=dtype).encode(texts)
+        for dtype in ("float32", "bfloat16")
+    }
+    assert rowwise_cos(vectors["bfloat16"], vectors["float32"]).min() >= 0.9999  # as the GPU check's bf16 parity

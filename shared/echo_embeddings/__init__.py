@@ -16,7 +16,7 @@ from .templates import TEMPLATES, Pattern, Template
 if TYPE_CHECKING:
     from .config import EchoConfig
     from .encoder import EchoEncoder, EncodeStats
-    from .loading import load_model
+    from .loading import cpu_multiplies_bfloat16, load_model
     from .ray_data import embed_dataset
     from .st import load_sentence_transformer, sentence_transformer
     from .tokenization import TruncationWarning
@@ -38,6 +38,7 @@ _LAZY = {
     "embed_dataset": "ray_data",
     "TruncationWarning": "tokenization",
     "load_model": "loading",
+    "cpu_multiplies_bfloat16": "loading",
     "sentence_transformer": "st",
     "load_sentence_transformer": "st",
 }
@@ -54,6 +55,7 @@ __all__ = [
     "Pattern",
     "Template",
     "TruncationWarning",
+    "cpu_multiplies_bfloat16",
     "embed_dataset",
     "load_model",
     "load_sentence_transformer",
