@@ -174,7 +174,7 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
 def cpu_multiplies_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX, unless oneDNN is capped below it).
 
-    There the default model runs 2.3x (sentences) to 4.4x (1,024-token texts) faster with ``dtype="bfloat16"``
+    There the default model runs 2.4x (sentences) to 3.2x (1,024-token texts) faster with ``dtype="bfloat16"``
     than in float32, at the same scores; without AMX bfloat16 is slower than float32, several times so with AVX2
     only (the results page, CPU).
     """
