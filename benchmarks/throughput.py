@@ -6,7 +6,9 @@ Arms, all on the same texts and the same loaded default model:
 - naive-echo: the echo template done the straightforward way: fixed batches of 32 in input order, each padded to
   its longest, the whole template recomputed for every input.
 - echo: this library (length-sorted token-budgeted batches, the template prefix computed once).
-- echo-int8, echo-bf16: echo on cheaper arithmetic (dynamic int8 linear layers; bf16 weights).
+- echo-int8, echo-bf16: echo on cheaper arithmetic (dynamic int8 linear layers; bf16 weights); classical-bf16
+  beside it, for echo's cost over classical in bf16. The bf16 arms read the long texts only on a CPU with AMX
+  (elsewhere bf16 is several times slower and took most of the run).
 
 Every forward pass is counted by a hook on the model: positions computed (padding included), padding, and FLOPs
 (2 x linear parameters per position, plus attention). The fp32 matrix-multiply peak is measured in the same run.
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from measure import ForwardCounter, gemm_peak
 
-from echo_embeddings import EchoEncoder, load_model
+from echo_embeddings import EchoEncoder, cpu_multiplies_bfloat16, load_model
 from echo_embeddings.collation import collate
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.sts import evaluate_sts
@@ -196,7 +198,9 @@ def main() -> None:
         "echo": (echo.encode, counters["fp32"]),
         "echo-int8": (echo_int8.encode, counters["int8"]),
         "echo-bf16": (EchoEncoder(variants["bf16"]).encode, counters["bf16"]),
+        "classical-bf16": (EchoEncoder(variants["bf16"]).with_settings(template="classical").encode, counters["bf16"]),
     }
+    long_arms = arms if cpu_multiplies_bfloat16() else {k: v for k, v in arms.items() if not k.endswith("-bf16")}
     short = [json.loads(line)["sentence1"] for line in open(DATA / "sts" / "stsb-test.jsonl", encoding="utf-8")]
     short = short[: args.short]
     long = []
@@ -208,10 +212,16 @@ def main() -> None:
     results = {
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "gemm_peak_flops": peak},
         "short": run_arms(arms, short),
-        "long": run_arms({k: v for k, v in arms.items() if k != "echo-bf16"}, long),
+        "long": run_arms(long_arms, long),
     }
+    results["echo_vs_classical_time"] = {
+        texts: {dtype: rows[f"echo{suffix}"]["seconds"] / rows[f"classical{suffix}"]["seconds"]
+                for dtype, suffix in (("fp32", ""), ("bf16", "-bf16")) if f"echo{suffix}" in rows}
+        for texts, rows in (("short", results["short"]), ("long", results["long"]))
+    }  # fmt: skip
     print(table(f"STS-B test sentences (n={len(short)})", results["short"], peak))
-    print(table(f"SciFact abstracts (n={len(long)}, max_length 512)", results["long"], peak))
+    print(table(f"SciFact abstracts (n={len(long)})", results["long"], peak))
+    print(f"echo / classical time: {json.dumps(results['echo_vs_classical_time'])}")
 
     results["quality_stsb_dev_spearman"] = {
         "echo": stsb_dev_spearman(echo, args.quality_pairs),
