@@ -186,10 +186,11 @@ def main() -> None:
     variants = {"fp32": loaded, "int8": int8_model(loaded), "bf16": bf16_model(loaded)}
     linear_params = sum(m.weight.numel() for m in loaded.model.modules() if isinstance(m, torch.nn.Linear))
     counters = {key: ForwardCounter(v.model, linear_params) for key, v in variants.items()}
-    echo = EchoEncoder(loaded)
+    config = EchoEncoder.from_pretrained().config  # the default's own settings (its folder's template, `echo`)
+    echo = EchoEncoder(loaded, config=config)
     plain = echo.with_settings(template="{text}")
     classical = echo.with_settings(template="classical")
-    echo_int8 = EchoEncoder(variants["int8"])
+    echo_int8 = EchoEncoder(variants["int8"], config=config)
     short_template = echo.with_settings(template=SHORT_TEMPLATE)
     arms = {
         "plain": (plain.encode, counters["fp32"]),
@@ -197,8 +198,11 @@ def main() -> None:
         "naive-echo": (lambda texts: naive_echo(echo, texts), counters["fp32"]),
         "echo": (echo.encode, counters["fp32"]),
         "echo-int8": (echo_int8.encode, counters["int8"]),
-        "echo-bf16": (EchoEncoder(variants["bf16"]).encode, counters["bf16"]),
-        "classical-bf16": (EchoEncoder(variants["bf16"]).with_settings(template="classical").encode, counters["bf16"]),
+        "echo-bf16": (EchoEncoder(variants["bf16"], config=config).encode, counters["bf16"]),
+        "classical-bf16": (
+            EchoEncoder(variants["bf16"], config=config).with_settings(template="classical").encode,
+            counters["bf16"],
+        ),
     }
     long_arms = arms if cpu_multiplies_bfloat16() else {k: v for k, v in arms.items() if not k.endswith("-bf16")}
     short = [json.loads(line)["sentence1"] for line in open(DATA / "sts" / "stsb-test.jsonl", encoding="utf-8")]
