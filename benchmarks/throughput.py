@@ -192,17 +192,15 @@ def main() -> None:
     classical = echo.with_settings(template="classical")
     echo_int8 = EchoEncoder(variants["int8"], config=config)
     short_template = echo.with_settings(template=SHORT_TEMPLATE)
+    echo_bf16 = EchoEncoder(variants["bf16"], config=config)
     arms = {
         "plain": (plain.encode, counters["fp32"]),
         "classical": (classical.encode, counters["fp32"]),
         "naive-echo": (lambda texts: naive_echo(echo, texts), counters["fp32"]),
         "echo": (echo.encode, counters["fp32"]),
         "echo-int8": (echo_int8.encode, counters["int8"]),
-        "echo-bf16": (EchoEncoder(variants["bf16"], config=config).encode, counters["bf16"]),
-        "classical-bf16": (
-            EchoEncoder(variants["bf16"], config=config).with_settings(template="classical").encode,
-            counters["bf16"],
-        ),
+        "echo-bf16": (echo_bf16.encode, counters["bf16"]),
+        "classical-bf16": (echo_bf16.with_settings(template="classical").encode, counters["bf16"]),
     }
     long_arms = arms if cpu_multiplies_bfloat16() else {k: v for k, v in arms.items() if not k.endswith("-bf16")}
     short = [json.loads(line)["sentence1"] for line in open(DATA / "sts" / "stsb-test.jsonl", encoding="utf-8")]
