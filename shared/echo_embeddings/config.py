@@ -65,8 +65,8 @@ class EchoConfig(BaseModel):
 
     model_name: str = Field(
         default=DEFAULT_MODEL,
-        description="Hub id, local folder or .gguf file of a causal LM; default: SmolLM2-135M-Instruct fine-tuned "
-        "for echo embeddings (its untrained reading: BASE_MODEL).",
+        description="Hub id, local folder or .gguf file of a causal LM; DEFAULT_MODEL is SmolLM2-135M-Instruct "
+        "fine-tuned for echo embeddings, BASE_MODEL its untrained reading.",
     )
     template: str | dict[str, str] = Field(
         default="echo-categorize",

@@ -40,7 +40,9 @@ def register(commands: Any) -> None:
         help="rows drawn from one recipe source, e.g. nli=600 or stsb-scores=1600 (an unknown source's error lists "
         "them); repeatable",
     )
-    model_options(train, defaults={"model_name": f"{BASE_MODEL} (untrained)"})
+    model_options(
+        train, defaults={"model_name": f"{BASE_MODEL} (untrained)", "template": "echo-categorize; echo with --recipe"}
+    )
     config_options(train, TrainingConfig, "training")
     train.set_defaults(run=run_train)
 
