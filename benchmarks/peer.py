@@ -11,6 +11,8 @@ per intent of the train split, tested on 8 per intent of the test split. Also te
 with each reading's own query instruction and, for echo, with SciFact's too; each reading's corpus vectors are
 kept in ``--cache`` (by fingerprint), so a second run embeds only the queries. ``--readings`` measures some
 readings and keeps the others' rows of an earlier run (on another device, say: the device is in each row).
+``--dtype bfloat16`` reads the echo models in bfloat16: several times faster on a CPU with AMX, scores within a
+point of float32 (docs/results/cpu, docs/results/recipe/cpu-rebuild.md).
 
 Writes ``docs/results/peer/``: results.json and results.md. ``make peer`` installs the peer and runs it.
 """
@@ -74,9 +76,16 @@ def main() -> None:
     parser.add_argument("--default", help="a trained model folder read as the default (default: the shipped one)")
     parser.add_argument("--full", action="store_true", help="also SciFact's 300 test queries over its whole corpus")
     parser.add_argument("--cache", type=Path, default=cache_dir() / "vectors", help="where --full keeps corpus vectors")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (float32 either way)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="the echo readings' weights: float32 (the tables'), or bfloat16 (fast on a CPU with AMX); the peer's stay "
+        "float32",
+    )
     args = parser.parse_args()
-    options = {"device": args.device, "dtype": "float32"}
+    options = {"device": args.device, "dtype": args.dtype}
     loaders = {
         DEFAULT: lambda: EchoEncoder.from_pretrained(args.default, **options),
         "zero-shot": lambda: EchoEncoder.from_pretrained(BASE_MODEL, **options),
@@ -95,7 +104,8 @@ def main() -> None:
         start = time.perf_counter()
         encoder = loaders[name]()
         model = getattr(encoder, "model_name", PEER)
-        row = {"model": model, "template": encoder.template.name, "device": str(encoder.device), "command": command}
+        device = str(encoder.device) + ("" if name == PEER or args.dtype == "float32" else f", {args.dtype}")
+        row = {"model": model, "template": encoder.template.name, "device": device, "command": command}
         row.update(scores(encoder, args.data))
         if args.full:
             results["full"][name] = {k: row[k] for k in ("model", "device", "command")}
@@ -150,7 +160,8 @@ def write(out: Path, results: dict) -> None:
     readings = results["readings"]
     peer = readings.get(PEER, {})
     lines = [
-        "fp32. Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in readings.values())),
+        "fp32 where the device does not say bfloat16. Commands: "
+        + "; ".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in readings.values())),
         "",
         f"| reading | model | template | device | {' | '.join(KEYS.values())} | texts/s |",
         "|---|---|---|---|" + "---:|" * (len(KEYS) + 1),
