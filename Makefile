@@ -62,8 +62,9 @@ finetune: setup
 	$(PY) benchmarks/finetune.py
 
 # The documented training recipe (docs/guide/fine-tuning.md) on the default base model, into
-# models/echo-smollm2-recipe (about 2 hours on 2 CPU cores; 2 minutes on one H200), then its LoRA weights exported
-# as the package's default model. DEVICE=cuda trains on a GPU, as the shipped weights were.
+# models/echo-smollm2-recipe (65 minutes on 2 Xeon cores, docs/results/recipe/cpu-rebuild.md; 2 minutes on one H200),
+# then its LoRA weights exported as the package's default model. DEVICE=cuda trains on a GPU, as the shipped weights
+# were.
 DEVICE ?= cpu
 train-recipe: setup
 	rm -rf models/echo-smollm2-recipe
