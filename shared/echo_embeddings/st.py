@@ -144,7 +144,8 @@ class EchoTransformer(InputModule):
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         cut = sum(item.truncated for item in items)
         if self._truncations is None:
-            tokenizer.warn_truncated(cut, len(items))
+            remedy = None if max_length is None else "raise train_max_length (the trainer's max_length) to read more"
+            tokenizer.warn_truncated(cut, len(items), remedy=remedy)
         else:
             self._truncations[0] += cut
             self._truncations[1] += len(items)

@@ -198,14 +198,15 @@ class TemplateTokenizer:
                 if len(ids) > limit:
                     raise self._too_long(name, start + i, len(ids), limit, chunk[i])
 
-    def warn_truncated(self, truncated: int, total: int) -> None:
-        """One [TruncationWarning][] saying how many of ``total`` texts were cut, if any were, pointing at the
-        caller's own line (the first frame outside this library and the frameworks it plugs into)."""
+    def warn_truncated(self, truncated: int, total: int, *, remedy: str | None = None) -> None:
+        """One [TruncationWarning][] saying how many of ``total`` texts were cut, if any were, and ``remedy`` (by
+        default: raise max_text_tokens or read in windows), pointing at the caller's own line (the first frame
+        outside this library and the frameworks it plugs into)."""
         if truncated:
+            remedy = remedy or "raise max_text_tokens, or set truncation='windows' to read them whole"
             warnings.warn(
                 f"{truncated} of {total} texts were longer than this encoder reads ({self._budget_words()}) and "
-                f"were cut, their {self.truncation} kept; raise max_text_tokens, or set truncation='windows' to "
-                "read them whole",
+                f"were cut, their {self.truncation} kept; {remedy}",
                 TruncationWarning,
                 stacklevel=_caller_stacklevel(),
             )
