@@ -49,14 +49,15 @@ def test_bad_inputs(tiny_st):
 
 
 def test_a_cut_names_the_bound_that_cut_it(tiny_st):
-    """A trainer's per-call max_length (train_max_length) cuts training texts on purpose: its warning says to raise
-    that, not max_text_tokens; without it the warning names the encoder's own settings."""
+    """A trainer's per-call max_length (train_max_length) cuts training texts on purpose: where it is the bound that
+    cut, its warning says to raise that, not max_text_tokens; otherwise the warning names the encoder's own settings."""
     module = tiny_st[0]
     with pytest.warns(TruncationWarning, match=r"1 of 2 texts .*max_length=96\).*raise train_max_length"):
         module.preprocess(["word " * 100, "short"], max_length=96)
-    with pytest.warns(TruncationWarning, match="raise max_text_tokens") as caught:
-        module.preprocess(["word " * 5000])
-    assert "train_max_length" not in str(caught[0].message)
+    for max_length in (None, 20_000):  # none, or one roomier than max_text_tokens (2,048): max_text_tokens cut
+        with pytest.warns(TruncationWarning, match="raise max_text_tokens") as caught:
+            module.preprocess(["word " * 5000], max_length=max_length)
+        assert "train_max_length" not in str(caught[0].message)
 
 
 def test_a_bad_item_is_named_by_the_callers_index(tiny_st, tmp_path):

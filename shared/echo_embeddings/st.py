@@ -144,7 +144,9 @@ class EchoTransformer(InputModule):
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         cut = sum(item.truncated for item in items)
         if self._truncations is None:
-            remedy = None if max_length is None else "raise train_max_length (the trainer's max_length) to read more"
+            budget = tokenizer.budget(query=query, instruction=instruction)
+            trainer_cut = max_length is not None and budget is not None and budget < tokenizer.max_text_tokens
+            remedy = "raise train_max_length (the trainer's max_length) to read more" if trainer_cut else None
             tokenizer.warn_truncated(cut, len(items), remedy=remedy)
         else:
             self._truncations[0] += cut
