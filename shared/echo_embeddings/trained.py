@@ -17,14 +17,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import BASE_MODEL, DEFAULT_MODEL
 from .digests import file_sha256
 from .errors import ModelError
-from .model_cache import cache_dir, cached_folder
+from .model_cache import MANIFEST, cached_folder
+from .shipped import SHIPPED_MODELS
+from .user_cache import cache_dir
 
 ADAPTER_FILE = "adapter.safetensors"
 CHECKSUM_FILE = "SHA256SUMS"
-WEIGHTS = Path(__file__).parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class TrainedModel:
     def merged(self, base_source: str) -> Path:
         """The cached folder of the base model (loaded from ``base_source``) with these weights merged in."""
         digest = self.verify()
-        base_key = hashlib.blake2b(base_source.encode(), digest_size=6).hexdigest()
+        base_key = hashlib.blake2b(_identity(base_source), digest_size=6).hexdigest()
         target = cache_dir() / "trained" / f"{self.name.rsplit('/', 1)[-1]}-{digest[:12]}-{base_key}"
         return cached_folder(
             target, lambda folder: merge_lora(base_source, self.adapter, folder), what=f"Merging {self.name}"
@@ -66,11 +66,7 @@ class TrainedModel:
 
 
 TRAINED_MODELS = {
-    DEFAULT_MODEL: TrainedModel(
-        name=DEFAULT_MODEL,
-        base=BASE_MODEL,
-        folder=WEIGHTS / "smollm2-135m-echo",
-    ),
+    name: TrainedModel(name=name, base=base, folder=folder) for name, (base, folder) in SHIPPED_MODELS.items()
 }
 """The trained models shipped in this package, by name."""
 
@@ -78,6 +74,13 @@ TRAINED_MODELS = {
 def trained_model(name: str) -> TrainedModel | None:
     """The shipped trained model called ``name``, or None."""
     return TRAINED_MODELS.get(name)
+
+
+def _identity(source: str) -> bytes:
+    """What names a base model's content: a cached folder's manifest (so moving the cache moves the merged model
+    with it instead of merging again), else its folder or hub id."""
+    manifest = Path(source) / MANIFEST
+    return manifest.read_bytes() if manifest.is_file() else source.encode()
 
 
 def merge_lora(base_source: str, adapter: Path, folder: Path) -> None:
