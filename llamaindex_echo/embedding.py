@@ -153,4 +153,6 @@ def _counting_truncated(embedding: EchoEmbedding, total: int) -> Iterator[None]:
         yield
     finally:
         _TRUNCATED.reset(token)
-    embedding.encoder.template_tokenizer.warn_truncated(counter[0], total)
+    embedding.encoder.template_tokenizer.warn_truncated(
+        counter[0], total, instruction=embedding.encoder.config.document_instruction
+    )

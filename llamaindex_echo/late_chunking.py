@@ -26,8 +26,9 @@ class EchoLateChunking(TransformComponent):
             documents, transformations=[EchoLateChunking(embed_model=embed_model)], embed_model=embed_model
         )
 
-    Metadata is not embedded (the vector covers the node's text in its document). Queries use ``embed_model``'s
-    query form as usual.
+    Metadata is not embedded (the vector covers the node's text in its document). A node with nothing to pool in
+    its document (an empty or white-space document's node) is embedded alone, as ``embed_model`` embeds a node.
+    Queries use ``embed_model``'s query form as usual.
     """
 
     splitter: NodeParser = Field(default_factory=SentenceSplitter, description="Splits each document into nodes.")
@@ -42,10 +43,21 @@ class EchoLateChunking(TransformComponent):
         if len(documents) != len(nodes):
             raise InputError("EchoLateChunking takes Documents (it splits them itself); put it first, in place of "
                              "the splitter")  # fmt: skip
+        first: dict[str, int] = {}
+        for i, document in enumerate(documents):
+            if first.setdefault(document.doc_id, i) != i:
+                raise InputError(
+                    f"documents {first[document.doc_id]} and {i} share the id_ {document.doc_id!r}: their nodes "
+                    "could not be told apart; give each Document its own id_"
+                )
         chunks = self.splitter(documents, **kwargs)
         by_document: dict[str, list[TextNode]] = {document.doc_id: [] for document in documents}
+        alone: list[TextNode] = []
         for chunk in chunks:
-            by_document[chunk.ref_doc_id or ""].append(chunk)
+            if chunk.get_content(metadata_mode=MetadataMode.NONE).strip():
+                by_document[chunk.ref_doc_id or ""].append(chunk)
+            else:
+                alone.append(chunk)
         texts, spans = [], []
         for document in documents:
             text = document.get_content(metadata_mode=MetadataMode.NONE)
@@ -55,6 +67,12 @@ class EchoLateChunking(TransformComponent):
         for document, doc_vectors in zip(documents, vectors, strict=True):
             for chunk, vector in zip(by_document[document.doc_id], doc_vectors, strict=True):
                 chunk.embedding = vector.tolist()
+        if alone:
+            alone_vectors = self.embed_model.get_text_embedding_batch(
+                [chunk.get_content(metadata_mode=MetadataMode.EMBED) for chunk in alone]
+            )
+            for chunk, vector in zip(alone, alone_vectors, strict=True):
+                chunk.embedding = vector
         return list(chunks)
 
 

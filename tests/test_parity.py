@@ -1,6 +1,8 @@
 """One inference core: EchoEncoder and the sentence-transformers module give the same vectors, whatever the template,
 form, prompt and length, and warn the same way about cut texts."""
 
+import json
+import re
 import warnings
 
 import numpy as np
@@ -131,3 +133,80 @@ def test_bfloat16_on_a_cpu_reads_as_float32_does(tiny_model_dir):
         for dtype in ("float32", "bfloat16")
     }
     assert rowwise_cos(vectors["bfloat16"], vectors["float32"]).min() >= 0.9999  # as the GPU check's bf16 parity
+
+
+# One place assembles a reading
+
+
+@pytest.mark.parametrize("which", ["tiny", "default"])
+def test_an_encoder_of_a_loaded_model_reads_as_from_pretrained(tiny_model_dir, default_encoder, which):
+    from echo_embeddings import DEFAULT_MODEL, EchoConfig, load_model
+    from echo_embeddings.config import LOADING_KEYS
+
+    name = str(tiny_model_dir) if which == "tiny" else DEFAULT_MODEL
+    loaded = EchoEncoder.from_pretrained(name, device=DEVICE, dtype="float32")
+    built = EchoEncoder(load_model(name, device=DEVICE, dtype="float32"))
+    reading = set(EchoConfig.model_fields) - set(LOADING_KEYS)  # how it reads, not which copy is loaded
+    assert built.config.model_dump(include=reading) == loaded.config.model_dump(include=reading)
+    assert built.fingerprint == loaded.fingerprint
+    assert (rowwise_cos(built.encode(SHORT), loaded.encode(SHORT)) >= PARITY).all()
+    if which == "default":
+        assert (
+            built.template.name == "echo" and built.config.query_instruction == default_encoder.config.query_instruction
+        )
+
+
+def test_a_config_naming_another_model_is_refused(tiny_model_dir, tiny_encoder):
+    from echo_embeddings import EchoConfig
+    from echo_embeddings.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the config names the model 'other/model'"):
+        EchoEncoder(tiny_encoder._loaded, config=EchoConfig(model_name="other/model"))
+
+
+@pytest.mark.adapters
+def test_a_setting_changed_after_construction_is_saved_and_read_alike_everywhere(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from langchain_echo import EchoEmbeddings
+    from llamaindex_echo import EchoEmbedding
+
+    st = sentence_transformer(str(tiny_model_dir), template="echo", device=DEVICE)
+    module = st[0]
+    module.echo_config = module.echo_config.replace(pooling="last", truncate_dim=32, normalize=False)
+    before = st.encode(SHORT)
+    st.save(str(tmp_path))
+    saved = json.loads((tmp_path / "echo_config.json").read_text())
+    assert (saved["pooling"], saved["truncate_dim"], saved["normalize"]) == ("last", 32, False)
+    folder = str(tmp_path)
+    readings = {
+        "EchoEncoder": EchoEncoder.from_pretrained(folder, device=DEVICE).encode(SHORT),
+        "LangChain": EchoEmbeddings(model_name=folder, device=DEVICE).embed_documents(SHORT),
+        "LlamaIndex": EchoEmbedding(model_name=folder, device=DEVICE).get_text_embedding_batch(SHORT),
+        "load_sentence_transformer": load_sentence_transformer(folder, device=DEVICE).encode(SHORT),
+        "SentenceTransformer": SentenceTransformer(folder, trust_remote_code=True, device=DEVICE).encode(SHORT),
+    }
+    for surface, vectors in readings.items():
+        vectors = np.asarray(vectors)
+        assert vectors.shape == before.shape, surface
+        assert (rowwise_cos(vectors, before) >= PARITY).all(), surface
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), np.linalg.norm(before, axis=1), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "settings, remedy",
+    [
+        ({"max_text_tokens": 8}, "raise max_text_tokens, or set truncation='windows'"),
+        ({"max_text_tokens": 2048, "max_length": 40}, "raise max_length, or set truncation='windows'"),
+    ],
+    ids=["max_text_tokens", "max_length"],
+)
+def test_the_warning_names_the_bound_that_cut(tiny_encoder, settings, remedy):
+    encoder = tiny_encoder.with_settings(**settings)
+    with pytest.warns(TruncationWarning, match=rf"their head kept; {re.escape(remedy)}"):
+        encoder.encode(LONG)
+    document = LONG[0]
+    with pytest.warns(
+        TruncationWarning, match=r"1 of 1 chunks were .* their head kept; raise .*, or split them smaller"
+    ):
+        encoder.encode_chunks([document], [[(0, len(document))]])

@@ -54,8 +54,11 @@ def test_a_cut_names_the_bound_that_cut_it(tiny_st):
     module = tiny_st[0]
     with pytest.warns(TruncationWarning, match=r"1 of 2 texts .*max_length=96\).*raise train_max_length"):
         module.preprocess(["word " * 100, "short"], max_length=96)
-    for max_length in (None, 20_000):  # none, or one roomier than max_text_tokens (2,048): max_text_tokens cut
-        with pytest.warns(TruncationWarning, match="raise max_text_tokens") as caught:
+    for max_length, remedy in (
+        (None, "the model reads at most 2048 positions"),  # the tiny model's positions, which no setting raises
+        (20_000, "raise max_text_tokens"),  # roomier than max_text_tokens (2,048): max_text_tokens cut
+    ):
+        with pytest.warns(TruncationWarning, match=remedy) as caught:
             module.preprocess(["word " * 5000], max_length=max_length)
         assert "train_max_length" not in str(caught[0].message)
 
@@ -88,6 +91,7 @@ def test_save_and_load(tiny_st, tmp_path):
         "query_instruction": None,
         "document_instruction": None,
         "matryoshka_dims": None,
+        "truncate_dim": None,
     }
     with pytest.raises(ValueError, match="trust_remote_code"):
         SentenceTransformer(str(tmp_path))

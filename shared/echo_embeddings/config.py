@@ -8,7 +8,9 @@ settings repeated by its user. Importing this module does not import torch.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -25,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from . import DEFAULT_MODEL
 from .errors import ConfigError
 from .instructions import resolve_instruction
+from .shipped import DEFAULT_MODEL, shipped_folder
 from .templates import PoolingName, Template, resolve_template, template_spec
 from .tokenization import TruncationName
 
@@ -36,7 +38,7 @@ CONFIG_FILE = "echo_config.json"
 
 FOLDER_KEYS = (
     "template", "pooling", "max_text_tokens", "max_length", "normalize", "query_instruction", "document_instruction",
-    "matryoshka_dims",
+    "matryoshka_dims", "truncate_dim",
 )  # fmt: skip
 """The settings that belong to a model rather than to a machine or a call: saved in, and read from, its folder."""
 
@@ -52,6 +54,10 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
 DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")
 """The floating-point dtypes a model can run in, by name (``torch.`` prefix accepted); auto: the device's default."""
 PrecisionName = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+
+SHOWN_DEFAULT = "shown_default"
+"""A field's ``json_schema_extra`` key for the default as help and docs say it, where the declared one is a
+fallback (a model folder's own settings come first)."""
 
 DEFAULT_MAX_TEXT_TOKENS = 2048
 """Tokens of a text read by default: twice LlamaIndex's default node (1,024 tokens) and LangChain's default split
@@ -71,11 +77,12 @@ class EchoConfig(BaseModel):
     template: str | dict[str, str] = Field(
         default="echo-categorize",
         description="A preset (echo, echo-paragraph, echo-categorize, classical, echo-instruct, prompteol), a "
-        "pattern string with {text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping; a model "
-        "folder's own comes first (the default model's: echo).",
+        "pattern string with {text} slots, or a {'document': ..., 'query': ..., 'instruction': ...} mapping.",
+        json_schema_extra={SHOWN_DEFAULT: "the model folder's own (the default model's: echo), else echo-categorize"},
     )
     pooling: PoolingName | None = Field(
         default=None,
+        json_schema_extra={SHOWN_DEFAULT: "the template's own"},
         description="mean over the pooled span, the last token, mean-last (the mean over both) or mean+last (the "
         "sum of the two, each unit-length); None: the template's own.",
     )
@@ -185,8 +192,8 @@ class EchoConfig(BaseModel):
                     f"precision={self.precision!r} needs quantization_ranges: compute them once with "
                     "EchoEncoder.quantization_ranges(texts) on a sample of your corpus"
                 )
-            if len(self.quantization_ranges) != 2 or len({len(row) for row in self.quantization_ranges}) != 1:
-                raise ValueError("quantization_ranges: expected two rows of equal length (minimums, maximums)")
+        if self.quantization_ranges is not None:
+            check_ranges(self.quantization_ranges)
         return self
 
     @classmethod
@@ -233,10 +240,7 @@ class EchoConfig(BaseModel):
 def read_folder_settings(model_name: str) -> dict[str, Any]:
     """The ``FOLDER_KEYS`` saved in ``model_name/echo_config.json``, or {} when it is not such a folder; a
     trained model shipped in this package reads its own."""
-    from .trained import trained_model  # not at import: it needs numpy, which the command line's parser does not
-
-    trained = trained_model(model_name)
-    path = (trained.folder if trained else Path(model_name).expanduser()) / CONFIG_FILE
+    path = (shipped_folder(model_name) or Path(model_name).expanduser()) / CONFIG_FILE
     if not path.is_file():
         return {}
     try:
@@ -262,6 +266,19 @@ def folder_settings_from(saved: Any, path: str | os.PathLike) -> dict[str, Any]:
     return saved
 
 
+def check_ranges(ranges: list[list[float]]) -> None:
+    """A ValueError unless ``ranges`` holds two rows of equal length, minimums and maximums, each a finite number
+    and each minimum below its maximum (a zero-width range would give every vector the same bytes there)."""
+    if len(ranges) != 2 or len({len(row) for row in ranges}) != 1:
+        raise ValueError("quantization_ranges: expected two rows of equal length (minimums, maximums)")
+    for d, (low, high) in enumerate(zip(*ranges, strict=True)):
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(
+                f"quantization_ranges: dimension {d} has the range [{low}, {high}]; each must be finite, its minimum "
+                "below its maximum: compute them with EchoEncoder.quantization_ranges on a sample of the corpus"
+            )
+
+
 Settings = TypeVar("Settings", bound=BaseModel)
 
 
@@ -270,14 +287,17 @@ def validated(model: type[Settings], /, **values: Any) -> Settings:
     try:
         return model(**values)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err)) from None
+        raise ConfigError(describe_validation_error(err, model.model_fields)) from None
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """One line per bad setting: ``name: problem (got value)``."""
+def describe_validation_error(err: ValidationError, known: Any = ()) -> str:
+    """One line per bad setting: ``name: problem (got value)``; an unknown name gets the closest of ``known``."""
     lines = []
     for error in err.errors():
         name = ".".join(str(part) for part in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
+        close = difflib.get_close_matches(name, known, n=1) if error["type"] == "extra_forbidden" else []
+        if close:
+            message += f"; did you mean {close[0]!r}?"
         lines.append(f"{name}: {message} (got {error['input']!r:.80})" if "input" in error else f"{name}: {message}")
     return "; ".join(lines)

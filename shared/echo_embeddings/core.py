@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
+from .causality import is_causal
 from .config import EchoConfig
 from .errors import ConfigError
-from .loading import LoadedModel, is_causal
+from .loading import LoadedModel
 from .pooling import pool
 from .prefix_cache import PrefixCache
 from .templates import PoolingName, Template
@@ -43,6 +44,20 @@ class EchoCore:
         self._tokenizers: dict[int | None, TemplateTokenizer] = {}
         self.tokenizer()  # a template that cannot fit max_length fails here
 
+    @classmethod
+    def for_model(cls, loaded: LoadedModel, config: EchoConfig | None = None) -> EchoCore:
+        """The core of ``loaded`` read with ``config``; None reads it as its folder says (a fine-tuned model's
+        ``echo_config.json``, the default model's shipped settings), as ``from_pretrained`` does. A config that
+        names another model is a [ConfigError][echo_embeddings.errors.ConfigError]."""
+        if config is None:
+            config = EchoConfig.create(loaded.name)
+        elif config.model_name != loaded.name:
+            raise ConfigError(
+                f"the config names the model {config.model_name!r}, but the loaded model is {loaded.name!r}: "
+                "load the config's model, or leave config out to read the loaded model's own settings"
+            )
+        return cls(loaded, config)
+
     def tokenizer(self, max_length: int | None = None) -> TemplateTokenizer:
         """The template tokenizer for a whole-sequence bound: ``max_length``, else the config's, else the model's
         position limit."""
@@ -53,6 +68,7 @@ class EchoCore:
                 max_length or self.config.max_length or position_limit(self.loaded),
                 max_text_tokens=self.config.max_text_tokens,
                 truncation=self.config.truncation,
+                position_limit=position_limit(self.loaded),
             )
         return self._tokenizers[max_length]
 
@@ -81,6 +97,15 @@ class EchoCore:
         vectors = pool(hidden, pool_mask, token_mask, self.pooling)
         return torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors
 
+    def vectors(self, hidden: torch.Tensor, pool_mask: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """The vectors these settings give, in float32: [pool][] with the config's ``normalize``, then cut to
+        ``truncate_dim`` (unit length again if ``normalize``)."""
+        vectors = self.pool(hidden, pool_mask, token_mask, normalize=self.config.normalize)
+        if self.config.truncate_dim is None or self.config.truncate_dim >= vectors.shape[-1]:
+            return vectors
+        vectors = vectors[..., : self.config.truncate_dim]
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.config.normalize else vectors
+
     def replace_model(self, model: Any) -> None:
         """Run ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
         self.model = model
@@ -88,7 +113,8 @@ class EchoCore:
 
     def fingerprint(self, *, weights: str | None = None, dtype: Any = None) -> str:
         """The settings fingerprint ([echo_embeddings.fingerprint][]) of these vectors; ``weights`` and ``dtype``
-        default to the loaded model's."""
+        default to the loaded model's (and its ``model_kwargs`` count). Given ``weights`` (a saved folder's), the
+        loading options are left out: the folder's files hold what they changed."""
         from .fingerprint import fingerprint
 
         return fingerprint(
@@ -96,6 +122,7 @@ class EchoCore:
             self.loaded.weights_id if weights is None else weights,
             max_length=self.tokenizer().max_length,
             dtype=self.model.dtype if dtype is None else dtype,
+            model_kwargs=self.loaded.load_kwargs.get("model_kwargs") if weights is None else None,
         )
 
 

@@ -16,7 +16,9 @@ from .config import LOADING_KEYS, EchoConfig
 from .core import EchoCore
 from .errors import ConfigError
 from .loading import LoadedModel, load_model
+from .pooling import pool_spans
 from .prefix_cache import WHOLE_PASS_TOKENS
+from .progress import progress_bar
 from .quantization import shrink
 from .templates import PoolingName, Template
 from .texts import check_texts
@@ -61,7 +63,7 @@ class EchoEncoder:
     """
 
     def __init__(self, loaded: LoadedModel, *, config: EchoConfig | None = None) -> None:
-        self._core = EchoCore(loaded, config or EchoConfig(model_name=loaded.name))
+        self._core = EchoCore.for_model(loaded, config)
         self.config = self._core.config
         self.template: Template = self._core.template
         self.pooling: PoolingName = self._core.pooling
@@ -85,7 +87,12 @@ class EchoEncoder:
 
         The loaded model is shared with any other encoder that loaded the same one.
         """
-        config = EchoConfig.create(model_name, **settings)
+        return cls.from_config(EchoConfig.create(model_name, **settings), show_progress=show_progress)
+
+    @classmethod
+    def from_config(cls, config: EchoConfig, *, show_progress: bool = False) -> EchoEncoder:
+        """Load ``config``'s model (or reuse it, if loaded) and read it with ``config``, already validated (e.g.
+        before a slow load)."""
         loaded = load_model(config.model_name, **config.loading_options(), show_progress=show_progress)
         return cls(loaded, config=config)
 
@@ -210,7 +217,8 @@ class EchoEncoder:
             instruction: Fills the ``{instruction}`` slot, or leads the prompt when the form has none; None (or
                 ``""``) means the config's ``query_instruction`` or ``document_instruction``, then the template's.
             batch_size: Texts per forward pass; None: the config's.
-            show_progress: True for a progress bar counting texts, or a tqdm bar of the caller's to advance.
+            show_progress: True for a progress bar counting texts (plain lines where stderr is no terminal: a log), or
+                a bar of the caller's to advance (anything with ``update``).
             return_stats: Also return an [EncodeStats][], which says which texts were cut, instead of the warning.
 
         Returns:
@@ -227,12 +235,10 @@ class EchoEncoder:
         read_tokens = np.zeros(len(texts), dtype=np.int64)
         windows = np.zeros(len(texts), dtype=np.int64)
         prefix = self._core.shared_prefix(query=query, instruction=instruction)
-        from tqdm.auto import tqdm
-
         if hasattr(show_progress, "update"):
             progress = contextlib.nullcontext(show_progress)
         else:
-            progress = tqdm(total=len(texts), disable=not show_progress, unit="text", desc="Embedding")
+            progress = progress_bar(len(texts), desc="Embedding", unit="text", disable=not show_progress)
         with progress as bar:
             for chunk_start in range(0, len(texts), CHUNK_TEXTS):
                 chunk = texts[chunk_start : chunk_start + CHUNK_TEXTS]
@@ -242,20 +248,23 @@ class EchoEncoder:
                 text_tokens[owners] = [item.text_tokens for item in items]
                 read_tokens[owners] = [budget if item.truncated else item.text_tokens for item in items]
                 vectors = self._encode_items(prefix, items, batch_size, bar, windows[owners], chunk_start)
-                if len(items) == len(chunk):
-                    out[owners] = vectors
-                else:  # windows: the mean of each text's unit vectors
-                    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-                    sums = np.zeros((len(chunk), self._loaded.dim), dtype=np.float32)
-                    np.add.at(sums, owners - chunk_start, unit)
-                    sums /= windows[chunk_start : chunk_start + len(chunk), None]
+                alone = windows[owners] == 1
+                out[owners[alone]] = vectors[alone]
+                if not alone.all():  # a text read in windows: the mean of its windows' unit vectors
+                    unit = vectors[~alone] / np.linalg.norm(vectors[~alone], axis=1, keepdims=True)
+                    windowed, row = np.unique(owners[~alone], return_inverse=True)
+                    means = np.zeros((len(windowed), self._loaded.dim), dtype=np.float32)
+                    np.add.at(means, row, unit)
+                    means /= windows[windowed, None]
                     if self.config.normalize:
-                        sums /= np.linalg.norm(sums, axis=1, keepdims=True)
-                    out[chunk_start : chunk_start + len(chunk)] = sums
+                        means /= np.linalg.norm(means, axis=1, keepdims=True)
+                    out[windowed] = means
         out = shrink(out, self.config)
         if return_stats:
             return out, EncodeStats(text_tokens, read_tokens, windows)
-        self.template_tokenizer.warn_truncated(int((read_tokens < text_tokens).sum()), len(texts))
+        self.template_tokenizer.warn_truncated(
+            int((read_tokens < text_tokens).sum()), len(texts), query=query, instruction=instruction
+        )
         return out
 
     def _encode_items(
@@ -298,9 +307,12 @@ class EchoEncoder:
     def check_lengths(
         self, texts: Sequence[str], *, query: bool = False, instruction: str | None = None, name: str = "texts"
     ) -> None:
-        """With ``truncation="error"``, raise [TextTooLongError][echo_embeddings.errors.TextTooLongError] for the
-        first text [encode][] would refuse (naming it ``name[index]``), tokenizing only; otherwise do nothing."""
+        """Raise what [encode][] would raise about the lengths, tokenizing only: a
+        [ConfigError][echo_embeddings.errors.ConfigError] for an instruction that leaves no room for the text, and
+        with ``truncation="error"`` a [TextTooLongError][echo_embeddings.errors.TextTooLongError] for the first text
+        it would refuse (naming it ``name[index]``)."""
         instruction = self._core.instruction(query, instruction)
+        self.template_tokenizer.budget(query=query, instruction=instruction)  # the form fits, or a ConfigError
         self.template_tokenizer.check_lengths(check_texts(texts), query=query, instruction=instruction, name=name)
 
     def _batch_size(self, batch_size: int | None) -> int:
@@ -339,7 +351,7 @@ class EchoEncoder:
             raise ConfigError("late chunking pools each chunk's span: use a pooling other than 'last'")
         instruction = self._core.instruction(False, instruction)
         checked = [
-            check_spans(doc_spans, len(doc), d) for d, (doc, doc_spans) in enumerate(zip(documents, spans, strict=True))
+            check_spans(doc_spans, doc, d) for d, (doc, doc_spans) in enumerate(zip(documents, spans, strict=True))
         ]
         budget = self.template_tokenizer.budget(instruction=instruction)
         batch_size = self._batch_size(batch_size)
@@ -347,6 +359,8 @@ class EchoEncoder:
         chunk_rows: list[list[tuple[int, int, int, int, int]]] = []  # per item: (item, document, chunk, first, end)
         truncated = 0
         for d, doc in enumerate(documents):
+            if not checked[d]:  # a document with no chunks: no vectors, no pass
+                continue
             ids, offsets = self.template_tokenizer.with_offsets(doc, instruction=instruction)
             for window in plan_windows(token_spans(offsets, checked[d], d), len(ids), budget):
                 item = self.template_tokenizer.build(ids[window.start : window.end], instruction=instruction, text=d)
@@ -358,16 +372,16 @@ class EchoEncoder:
                 items.append(item)
         prefix = self._core.shared_prefix(query=False, instruction=instruction)
         out = [np.empty((len(doc_spans), self._loaded.dim), dtype=np.float32) for doc_spans in checked]
-        from tqdm.auto import tqdm
-
         lengths = [len(item.input_ids) for item in items]
-        with tqdm(total=len(items), disable=not show_progress, unit="window", desc="Late chunking") as bar:
+        with progress_bar(len(items), desc="Late chunking", unit="window", disable=not show_progress) as bar:
             for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._alone_from):
                 rows = [row for i in batch for row in chunk_rows[i]]
                 for row, vector in zip(rows, self._pool_chunks(prefix, batch, items, rows), strict=True):
                     out[row[1]][row[2]] = vector
                 bar.update(len(batch))
-        self.template_tokenizer.warn_truncated(truncated, sum(len(s) for s in checked))
+        self.template_tokenizer.warn_truncated(
+            truncated, sum(len(s) for s in checked), instruction=instruction, chunks=True
+        )
         return [shrink(vectors, self.config) for vectors in out]
 
     @torch.inference_mode()
@@ -381,11 +395,16 @@ class EchoEncoder:
         """One pass over ``items[batch]``; each row's chunk pooled over its token span, the template's way."""
         hidden, token_mask, _ = self._states(prefix, [items[i] for i in batch])
         where = {item: r for r, item in enumerate(batch)}
-        picked = torch.tensor([where[row[0]] for row in rows], device=hidden.device)
-        chunk_mask = torch.zeros((len(rows), hidden.shape[1]), dtype=torch.bool, device=hidden.device)
-        for r, (_, _, _, first, end) in enumerate(rows):
-            chunk_mask[r, first - len(prefix) : end - len(prefix)] = True
-        vectors = self._core.pool(hidden[picked], chunk_mask, token_mask[picked], normalize=self.config.normalize)
+        vectors = torch.empty((len(rows), hidden.shape[-1]), dtype=torch.float32, device=hidden.device)
+        for item, r in where.items():
+            mine = [k for k, row in enumerate(rows) if row[0] == item]
+            masks = torch.zeros((len(mine), hidden.shape[1]), dtype=torch.bool, device=hidden.device)
+            for m, k in enumerate(mine):
+                masks[m, rows[k][3] - len(prefix) : rows[k][4] - len(prefix)] = True
+            last = int(token_mask[r].sum()) - 1
+            vectors[mine] = pool_spans(hidden[r], masks, last, self.pooling)
+        if self.config.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.cpu().numpy()
 
     @torch.inference_mode()

@@ -3,9 +3,10 @@
 Two encoders with equal fingerprints give the same vectors for the same text and form; any difference in the
 weights (their files' content, or a hub id's commit), the template, pooling, length and truncation settings,
 normalization, instructions, dimension, precision (with its quantization ranges), attention or dtype gives another
-fingerprint. Use it as the namespace of a cache of vectors (LangChain's ``CacheBackedEmbeddings``), and to check
-that vectors in a store came from the settings that query it. The device is left out: CPU and GPU float32 vectors
-agree to about 1e-6.
+fingerprint, and so does any ``model_kwargs`` option that can change the loaded network (``num_hidden_layers``,
+``rms_norm_eps``, ``revision``, ``attn_implementation``, ...). Use it as the namespace of a cache of vectors
+(LangChain's ``CacheBackedEmbeddings``), and to check that vectors in a store came from the settings that query it.
+The device is left out: CPU and GPU float32 vectors agree to about 1e-6.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .templates import template_spec
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*", "*.model", "vocab*", "merges.txt")
 """The files of a model folder whose content decides its vectors (settings files aside: they are read as settings)."""
+NEUTRAL_MODEL_KWARGS = frozenset({"token", "local_files_only", "trust_remote_code", "device_map", "low_cpu_mem_usage"})
+"""The ``model_kwargs`` options that only decide how or from where a model loads, not its vectors."""
 
 
 def weights_identity(source: str, model: Any) -> str:
@@ -36,10 +39,19 @@ def weights_identity(source: str, model: Any) -> str:
     return f"hub:{source}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
 
 
-def fingerprint(config: EchoConfig, weights: str, *, max_length: int | None, dtype: Any) -> str:
-    """``echo-`` and 16 hex digits of a hash of ``weights`` ([weights_identity][]) and every setting of
-    ``config`` that decides a vector; ``max_length`` is the whole-sequence bound in effect."""
+def fingerprint(
+    config: EchoConfig,
+    weights: str,
+    *,
+    max_length: int | None,
+    dtype: Any,
+    model_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """``echo-`` and 16 hex digits of a hash of ``weights`` ([weights_identity][]), the ``model_kwargs`` the
+    model was loaded with (those not in ``NEUTRAL_MODEL_KWARGS``) and every setting of ``config`` that decides a
+    vector; ``max_length`` is the whole-sequence bound in effect."""
     ranges = config.quantization_ranges
+    loading = {key: repr(value) for key, value in (model_kwargs or {}).items() if key not in NEUTRAL_MODEL_KWARGS}
     decided = {
         "weights": weights,
         "dtype": str(dtype).removeprefix("torch."),
@@ -56,4 +68,6 @@ def fingerprint(config: EchoConfig, weights: str, *, max_length: int | None, dty
         "precision": config.precision,
         "quantization_ranges": hashlib.sha256(json.dumps(ranges).encode()).hexdigest() if ranges else None,
     }
+    if loading:  # only then, so that fingerprints recorded before model_kwargs counted stay valid
+        decided["model_kwargs"] = loading
     return "echo-" + hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]

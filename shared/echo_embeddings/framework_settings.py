@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import PrivateAttr, model_validator
 
-from . import DEFAULT_MODEL
 from .config import EchoConfig, read_folder_settings
+from .shipped import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from .encoder import EchoEncoder
@@ -49,6 +49,19 @@ class EncoderSettings(EchoConfig):
                 "(Qdrant, FAISS), or EchoEncoder.encode for quantized arrays"
             )
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A setting changed after construction applies from the next call: the encoder is rebuilt with it (on the
+        same loaded model unless it chooses another). A value the encoder refuses leaves the old one in place."""
+        name = self.aliases.get(name, name)
+        old = getattr(self, name, None)
+        super().__setattr__(name, value)
+        if name in EchoConfig.model_fields and self.__pydantic_private__ and "_encoder" in self.__pydantic_private__:
+            try:
+                self._load_encoder()
+            except Exception:
+                super().__setattr__(name, old)
+                raise
 
     @property
     def fingerprint(self) -> str:

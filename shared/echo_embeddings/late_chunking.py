@@ -9,6 +9,7 @@ holds it whole (a chunk longer than the budget alone is cut to it). Pure plannin
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,9 +29,10 @@ class Window:
     truncated: bool  # a chunk was longer than the window and was cut
 
 
-def check_spans(spans: Sequence[Sequence[int]], length: int, document: int) -> list[Span]:
-    """``spans`` as ``(start, end)`` character pairs within a text of ``length`` characters, or an InputError
-    naming the document and chunk."""
+def check_spans(spans: Sequence[Sequence[int]], text: str, document: int) -> list[Span]:
+    """``spans`` as ``(start, end)`` character pairs within ``text``, or an InputError naming the document and
+    chunk: for a span outside it, empty, or over white space only (no token of its own to pool)."""
+    length = len(text)
     if isinstance(spans, (str, bytes)) or not isinstance(spans, Sequence):
         raise InputError(f"spans[{document}] must be a list of (start, end) pairs, got {type(spans).__name__}")
     out = []
@@ -43,32 +45,34 @@ def check_spans(spans: Sequence[Sequence[int]], length: int, document: int) -> l
                 f"spans[{document}][{i}] = {tuple(span)} is not a non-empty span of documents[{document}] "
                 f"({length} characters)"
             )
+        if not text[start:end].strip():
+            raise InputError(f"spans[{document}][{i}] = {tuple(span)} holds only white space: nothing to embed")
         out.append((start, end))
     return out
 
 
 def find_spans(document: str, chunks: Sequence[str]) -> list[Span]:
     """The character span of each chunk in ``document``, each searched for after the previous one's start (as
-    splitters emit them, in order, possibly overlapping); an InputError names a chunk that is not there."""
+    splitters emit them, in order, possibly overlapping, each starting after the one before); an InputError names a
+    chunk that is not there, such as a repeated chunk that the document holds once."""
     spans, position = [], 0
     for i, chunk in enumerate(chunks):
         start = document.find(chunk, position) if chunk else -1
         if start < 0:
-            raise InputError(f"chunks[{i}] is not found in the document after character {position}: {chunk!r:.60}")
+            raise InputError(f"chunks[{i}] is not found in the document from character {position}: {chunk!r:.60}")
         spans.append((start, start + len(chunk)))
-        position = start
+        position = start + 1
     return spans
 
 
 def token_spans(offsets: Sequence[Span], spans: Sequence[Span], document: int) -> list[Span]:
     """Each character span as the tokens it overlaps, ``[first, last + 1)``, from the tokens' character offsets;
     an InputError names a chunk that holds no token (only white space the tokenizer folds into a neighbour)."""
+    starts, ends = [offset[0] for offset in offsets], [offset[1] for offset in offsets]  # both non-decreasing
     out = []
     for i, (start, end) in enumerate(spans):
-        first = next((t for t, (_, token_end) in enumerate(offsets) if token_end > start), len(offsets))
-        last = first
-        while last < len(offsets) and offsets[last][0] < end:
-            last += 1
+        first = bisect.bisect_right(ends, start)  # the first token that ends after the span starts
+        last = max(first, bisect.bisect_left(starts, end))  # the first that starts at or after its end
         if last == first:
             raise InputError(f"spans[{document}][{i}] = {(start, end)} covers no token of documents[{document}]")
         out.append((first, last))

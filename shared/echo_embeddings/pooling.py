@@ -34,3 +34,18 @@ def pool(
     if method == "last":
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
     raise ValueError(f"unknown pooling {method!r}: use one of {', '.join(get_args(PoolingName))}")
+
+
+def pool_spans(states: torch.Tensor, span_masks: torch.Tensor, last: int, method: PoolingName) -> torch.Tensor:
+    """Pool one input's ``states`` (seq, dim) over each row of ``span_masks`` (spans, seq) into (spans, dim) fp32
+    vectors, as [pool][] would pool copies of the input (``last`` is its final token), without making them: one
+    matrix product, so memory grows with the spans' count times ``seq``, not times ``seq * dim``."""
+    if method == "mean+last":
+        mean = torch.nn.functional.normalize(pool_spans(states, span_masks, last, "mean"), dim=-1)
+        return mean + torch.nn.functional.normalize(states[last].to(torch.float32), dim=-1)
+    if method not in ("mean", "mean-last"):
+        raise ValueError(f"pool_spans pools spans: use mean, mean-last or mean+last, not {method!r}")
+    weights = span_masks.to(torch.float32)
+    if method == "mean-last":
+        weights[:, last] = 1.0
+    return (weights @ states.to(torch.float32)) / weights.sum(dim=1, keepdim=True)

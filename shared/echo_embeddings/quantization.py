@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import EchoConfig
+from .errors import InputError
 
 
 def shrink(vectors: np.ndarray, config: EchoConfig) -> np.ndarray:
@@ -32,5 +33,27 @@ def truncate(vectors: np.ndarray, dim: int, *, normalize: bool) -> np.ndarray:
 
 
 def ranges_of(vectors: np.ndarray) -> list[list[float]]:
-    """Each dimension's minimum and maximum over ``vectors``: ``quantization_ranges`` for int8/uint8."""
-    return np.stack([vectors.min(axis=0), vectors.max(axis=0)]).astype(float).tolist()
+    """Each dimension's minimum and maximum over ``vectors``: ``quantization_ranges`` for int8/uint8. An
+    [InputError][echo_embeddings.errors.InputError] when a dimension takes one value over them (fewer than two
+    distinct texts): its range would have no width."""
+    low, high = vectors.min(axis=0), vectors.max(axis=0)
+    flat = int((low >= high).sum())
+    if flat:
+        raise InputError(
+            f"quantization_ranges: {flat} of {vectors.shape[1]} dimensions take one value over these "
+            f"{len(vectors)} texts; compute the ranges on a sample of the corpus (hundreds of texts)"
+        )
+    return np.stack([low, high]).astype(float).tolist()
+
+
+def as_float(vectors: np.ndarray, precision: str, dim: int) -> np.ndarray:
+    """Quantized ``vectors`` as float32 vectors whose cosine similarity is the one their bytes stand for: int8
+    as it is, uint8 centred (less 128), binary and ubinary unpacked to ``dim`` signs (+1 a set bit, -1 a clear one),
+    whose cosine is ``1 - 2 * Hamming distance / dim``."""
+    if precision in ("binary", "ubinary"):
+        packed = (vectors.astype(np.int16) + 128).astype(np.uint8) if precision == "binary" else vectors
+        bits = np.unpackbits(packed, axis=1, count=dim)
+        return bits.astype(np.float32) * 2 - 1
+    if precision == "uint8":
+        return vectors.astype(np.float32) - 128
+    return vectors.astype(np.float32)

@@ -1,13 +1,12 @@
 """sentence-transformers modules for echo embeddings, and a builder.
 
 sentence-transformers' own ``Pooling(include_prompt=False)`` drops one fixed-length prefix per batch, which cannot
-express "the second copy of a variable-length text". So echo brings two small modules:
-
-- [EchoTransformer][] (input module): owns the causal LM and its tokenizer, puts each text into the template
-  (query form for ``encode_query``, document form otherwise; a prompt fills the ``{instruction}`` slot) and emits
-  ``input_ids``, ``attention_mask``, the echo ``pool_mask`` and, in ``forward``, ``token_embeddings``;
-- [EchoPooling][]: the template's pooling (mean, last, mean-last or mean+last) over ``pool_mask`` into
-  ``sentence_embedding``.
+express "the second copy of a variable-length text". So echo brings its own input module, [EchoTransformer][]: it
+owns the causal LM and its tokenizer, puts each text into the template (query form for ``encode_query``, document
+form otherwise; a prompt fills the ``{instruction}`` slot), and in ``forward`` emits ``token_embeddings`` and the
+``sentence_embedding`` its settings give (pooled, normalized and cut to ``truncate_dim`` by the inference core), so
+the pipeline never disagrees with the settings saved beside it. [EchoPooling][] remains for folders saved by
+release 0.2 and earlier, whose pipelines list it.
 
 sentence-transformers >= 6 loads classes from outside its own package only with ``trust_remote_code=True``:
 ``SentenceTransformer(path, trust_remote_code=True)``, or [load_sentence_transformer][] (no flag needed).
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.base.modules import InputModule, Module, Normalize
+from sentence_transformers.base.modules import InputModule, Module
 
 from . import __version__
 from .collation import collate
@@ -34,7 +33,6 @@ from .errors import ConfigError
 from .files import follow_umask
 from .fingerprint import weights_identity
 from .loading import load_model
-from .pooling import pool
 from .templates import PoolingName, Template
 from .texts import check_texts
 
@@ -66,7 +64,7 @@ class EchoTransformer(InputModule):
         self._loaded = load_model(config.model_name, **config.loading_options(), shared=False)
         self.auto_model = self._loaded.model
         self.tokenizer = self._loaded.tokenizer
-        self._truncations: list[int] | None = None  # [cut, texts] while one_truncation_warning counts
+        self._truncations: dict[str, Any] | None = None  # cut, texts and their form while one_truncation_warning counts
         self.echo_config = config
 
     @property
@@ -97,7 +95,7 @@ class EchoTransformer(InputModule):
         return self.echo_config.folder_settings()
 
     def get_embedding_dimension(self) -> int:
-        return int(self.auto_model.config.hidden_size)
+        return self.echo_config.truncate_dim or int(self.auto_model.config.hidden_size)
 
     def replace_model(self, model: torch.nn.Module) -> None:
         """Use ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
@@ -116,13 +114,13 @@ class EchoTransformer(InputModule):
         if self._truncations is not None:  # an outer call counts them
             yield
             return
-        self._truncations = [0, 0]
+        self._truncations = {"truncated": 0, "total": 0}
         try:
             yield
-            cut, total = self._truncations
+            counted = self._truncations
         finally:
             self._truncations = None
-        self.core.tokenizer().warn_truncated(cut, total)
+        self.core.tokenizer().warn_truncated(**counted)
 
     def preprocess(
         self,
@@ -147,10 +145,11 @@ class EchoTransformer(InputModule):
             budget = tokenizer.budget(query=query, instruction=instruction)
             trainer_cut = max_length is not None and budget is not None and budget < tokenizer.max_text_tokens
             remedy = "raise train_max_length (the trainer's max_length) to read more" if trainer_cut else None
-            tokenizer.warn_truncated(cut, len(items), remedy=remedy)
+            tokenizer.warn_truncated(cut, len(items), query=query, instruction=instruction, remedy=remedy)
         else:
-            self._truncations[0] += cut
-            self._truncations[1] += len(items)
+            self._truncations["truncated"] += cut
+            self._truncations["total"] += len(items)
+            self._truncations.update(query=query, instruction=instruction)  # one call reads one form
         features = collate(items, tokenizer.pad_id)
         prefix = self.core.shared_prefix(query=query, instruction=instruction, tokenizer=tokenizer)
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
@@ -173,6 +172,7 @@ class EchoTransformer(InputModule):
                 input_ids=features["input_ids"], attention_mask=features["attention_mask"]
             ).last_hidden_state
         features["token_embeddings"] = hidden
+        features["sentence_embedding"] = self.core.vectors(hidden, features["pool_mask"], features["attention_mask"])
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
@@ -227,20 +227,17 @@ class EchoTransformer(InputModule):
 
 
 class EchoPooling(Module):
-    """Pools ``token_embeddings`` over ``pool_mask`` (mean, last, mean-last or mean+last) into
-    ``sentence_embedding``, in fp32."""
+    """The pooling module of pipelines saved by release 0.2 and earlier, now a pass-through: [EchoTransformer][]
+    emits ``sentence_embedding`` itself, pooled as its settings say. ``pooling``, which those folders record, is
+    not read: the settings in ``echo_config.json`` are."""
 
-    config_keys = ["embedding_dimension", "pooling"]
+    config_keys = ["embedding_dimension"]
 
-    def __init__(self, embedding_dimension: int, pooling: PoolingName = "mean") -> None:
+    def __init__(self, embedding_dimension: int, pooling: PoolingName | None = None) -> None:
         super().__init__()
-        self.pooling = EchoConfig(pooling=pooling).resolved_pooling  # validated where every setting is
         self.embedding_dimension = embedding_dimension
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
-        features["sentence_embedding"] = pool(
-            features["token_embeddings"], features["pool_mask"], features["attention_mask"], self.pooling
-        )
         return features
 
     def get_embedding_dimension(self) -> int:
@@ -268,23 +265,14 @@ def sentence_transformer(model_name: str | None = None, **settings: Any) -> Sent
 
     ``settings`` are [EchoConfig][echo_embeddings.config.EchoConfig] fields. ``model.encode_query`` uses the
     template's query form and ``encode_document`` its document form; a ``prompt``/``prompt_name`` fills the
-    template's ``{instruction}`` slot. Pooling and normalization follow the config (a folder's own by default).
-    ``truncate_dim`` becomes the model's own (sentence-transformers cuts after normalizing: cosine similarities are
-    the encoder's); its ``encode(precision=...)`` quantizes, so the ``precision`` setting is refused here.
+    template's ``{instruction}`` slot. Pooling, normalization and ``truncate_dim`` follow the config (a folder's own
+    by default), also after a change to the module's ``echo_config``; its ``encode(precision=...)`` quantizes, so
+    the ``precision`` setting is refused here.
     """
     if settings.get("precision", "float32") != "float32":
         raise ConfigError("precision: sentence-transformers quantizes per call: model.encode(texts, precision=...)")
     transformer = EchoTransformer(model_name, **settings)
-    config = transformer.echo_config
-    modules: list[torch.nn.Module] = [
-        transformer,
-        EchoPooling(transformer.get_embedding_dimension(), config.resolved_pooling),
-    ]
-    if config.normalize:
-        modules.append(Normalize())
-    return EchoSentenceTransformer(
-        modules=modules, device=str(transformer.auto_model.device), truncate_dim=config.truncate_dim
-    )
+    return EchoSentenceTransformer(modules=[transformer], device=str(transformer.auto_model.device))
 
 
 def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:

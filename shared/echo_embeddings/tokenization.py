@@ -105,8 +105,10 @@ class TemplateTokenizer:
         *,
         max_text_tokens: int | None = None,
         truncation: TruncationName = "head",
+        position_limit: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
+        self.position_limit = position_limit
         self.template = template
         self.max_length = max_length
         self.max_text_tokens = max_text_tokens
@@ -198,15 +200,42 @@ class TemplateTokenizer:
                 if len(ids) > limit:
                     raise self._too_long(name, start + i, len(ids), limit, chunk[i])
 
-    def warn_truncated(self, truncated: int, total: int, *, remedy: str | None = None) -> None:
-        """One [TruncationWarning][] saying how many of ``total`` texts were cut, if any were, and ``remedy`` (by
-        default: raise max_text_tokens or read in windows), pointing at the caller's own line (the first frame
-        outside this library and the frameworks it plugs into)."""
+    def binding_bound(self, *, query: bool = False, instruction: str | None = None) -> str:
+        """What bounds the read budget of this form: ``max_length`` where the room it leaves each copy is smaller
+        than ``max_text_tokens`` (``positions`` where that ``max_length`` is the model's ``position_limit``, which
+        no setting raises), else ``max_text_tokens``."""
+        room = self._compile(query, instruction).room(self.max_length)
+        if room is None or (self.max_text_tokens is not None and room >= self.max_text_tokens):
+            return "max_text_tokens"
+        return "positions" if self.max_length == self.position_limit else "max_length"
+
+    def warn_truncated(
+        self,
+        truncated: int,
+        total: int,
+        *,
+        query: bool = False,
+        instruction: str | None = None,
+        chunks: bool = False,
+        remedy: str | None = None,
+    ) -> None:
+        """One [TruncationWarning][] saying how many of ``total`` texts (or late-chunked ``chunks``, whose head is
+        always kept) of the form ``query``/``instruction`` were cut, if any were, and ``remedy``: by default, to
+        raise the [binding_bound][] or read the texts in windows (chunks: to split them smaller). It points at the
+        caller's own line (the first frame outside this library and the frameworks it plugs into)."""
         if truncated:
-            remedy = remedy or "raise max_text_tokens, or set truncation='windows' to read them whole"
+            bound = self.binding_bound(query=query, instruction=instruction)
+            what, kept = ("chunks", "head") if chunks else ("texts", self.truncation)
+            if remedy is None:
+                smaller = "split them smaller" if chunks else "set truncation='windows' to read them whole"
+                remedy = (
+                    f"the model reads at most {self.position_limit} positions: {smaller}"
+                    if bound == "positions"
+                    else f"raise {bound}, or {smaller}"
+                )
             warnings.warn(
-                f"{truncated} of {total} texts were longer than this encoder reads ({self._budget_words()}) and "
-                f"were cut, their {self.truncation} kept; {remedy}",
+                f"{truncated} of {total} {what} were longer than this encoder reads ({self._budget_words()}) and "
+                f"were cut, their {kept} kept; {remedy}",
                 TruncationWarning,
                 stacklevel=_caller_stacklevel(),
             )
