@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic_core import PydanticUndefined
 
+from echo_embeddings.config import SHOWN_DEFAULT
+
 DOCS = Path(__file__).resolve().parent
 PAGES = sorted([*DOCS.glob("*.md"), *DOCS.glob("guide/*.md")])
 TABLE = re.compile(r"(<!-- settings-table: (?P<model>[\w.]+) -->\n)(?P<table>.*?)(<!-- end settings-table -->)", re.S)
@@ -31,6 +33,9 @@ def settings_table(model_path: str) -> str:
 
 
 def _default(field: Any) -> str:
+    shown = (field.json_schema_extra or {}).get(SHOWN_DEFAULT)
+    if shown is not None:
+        return shown
     default = field.default_factory() if field.default is PydanticUndefined else field.default
     return "None" if default is None else f"`{default!r}`" if isinstance(default, str) else f"`{default}`"
 

@@ -152,3 +152,93 @@ def test_a_bad_device_or_dtype_is_a_usage_error(tmp_path, capsys, option, value,
     source.write_text("a text\n")
     code, _, err = run(capsys, "embed", source, "-o", tmp_path / "out.npy", option, value)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# Long work says what it is doing, wherever its output goes
+
+
+def _run_logged(tmp_path, *argv):
+    """The command line in a subprocess with stderr sent to a file (no terminal): its exit code and that log."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        code = subprocess.run(
+            [sys.executable, "-m", "echo_embeddings.cli", *map(str, argv)], stderr=stderr, timeout=600
+        ).returncode
+    return code, log.read_text()
+
+
+def test_embed_into_a_log_says_it_loads_and_how_far_it_is(tmp_path, tiny_model_dir):
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(stsb_sentences(40)) + "\n")
+    code, log = _run_logged(
+        tmp_path, "embed", source, "-o", tmp_path / "o.npy", "--model", tiny_model_dir, "--batch-size", "2"
+    )
+    lines = log.splitlines()
+    assert code == 0, log
+    assert lines[0] == f"loading {tiny_model_dir} ..." and lines[1].startswith(f"loaded {tiny_model_dir} on cpu in")
+    progress = [line for line in lines if line.startswith("Embedding: ")]
+    assert len(progress) >= 10 and "\r" not in log  # a line each tenth, no terminal bar
+    assert progress[-1].startswith("Embedding: 40/40 texts (100%)") and progress[-1].endswith("done")
+    assert "ETA" in progress[0]
+    code, log = _run_logged(tmp_path, "embed", source, "-o", tmp_path / "q.npy", "--model", tiny_model_dir, "--quiet")
+    assert code == 0 and log.splitlines() == [f"wrote 40 embeddings of dimension 64 to {tmp_path / 'q.npy'}"]
+
+
+def test_eval_into_a_log_shows_progress(tmp_path, tiny_model_dir):
+    code, log = _run_logged(
+        tmp_path, "eval", "sts", "--data", DATA / "sts" / "stsb-dev.jsonl", "--limit", "30", "--model",
+        tiny_model_dir, "--threads", "1", "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 0, log
+    assert log.startswith(f"loading {tiny_model_dir} ...") and "Embedding: " in log and "(100%)" in log
+
+
+def test_the_settings_choices_are_listed_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["embed", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--truncation {head,tail,error,windows}", "--precision {float32,int8,uint8,binary,ubinary}"):
+        assert option in out
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "extra"),
+    [
+        ("pyarrow", ["embed", "{texts}", "-o", "{out}/vectors.parquet", "--model", "/never/loaded"], "eval"),
+        ("peft", ["train", "{pairs}", "-o", "{out}/my-model", "--model", "/never/loaded"], "train"),
+    ],
+    ids=["parquet-output", "train"],
+)
+def test_a_missing_extra_is_named_before_any_work(tmp_path, capsys, monkeypatch, module, argv, extra):
+    import sys
+
+    texts, pairs, out = tmp_path / "texts.txt", tmp_path / "pairs.jsonl", tmp_path / "out"
+    texts.write_text("a text\n")
+    pairs.write_text('{"anchor": "a", "positive": "b"}\n' * 4)
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: find_spec and import both fail
+    code, _, err = run(capsys, *(a.format(texts=texts, pairs=pairs, out=out) for a in argv))
+    assert code == 2 and f'is not installed; it comes with pip install "echo-embeddings[{extra}]"' in err, err
+    assert not out.exists()  # no folder left behind
+
+
+def test_the_help_says_what_each_command_uses(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # lines unwrapped: argparse breaks words at hyphens
+    with pytest.raises(SystemExit):
+        main(["embed", "--help"])
+    embed = " ".join(capsys.readouterr().out.split())
+    assert "Default: the model folder's own (the default model's: echo), else echo-categorize" in embed
+    assert "Default: the template's own" in embed and "--query-instruction" in embed and "--quiet" in embed
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    train = capsys.readouterr().out
+    assert "--precision" not in train and "--truncate-dim" not in train and "--threads" in train
+
+
+def test_an_unknown_setting_gets_the_closest_name():
+    from echo_embeddings.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"templte: Extra inputs are not permitted; did you mean 'template'\?"):
+        EchoEncoder.from_pretrained("/never/loaded", templte="echo")

@@ -35,8 +35,12 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+PROGRESS = re.compile(r"loading .* \.\.\.$|loaded .* in \d+ s$|Embedding: .*")
+"""The lines a command reports its progress with, off a terminal: not errors."""
+
+
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not PROGRESS.fullmatch(line)]
     assert len(lines) == 1 and lines[0].startswith("echo-embeddings: error: "), err
     assert "Traceback" not in err
     return lines[0]
@@ -357,3 +361,58 @@ def test_manifest_is_written_last(tmp_path):
     converted = converted_gguf(bundled_base_gguf())
     manifest = json.loads((converted / MANIFEST).read_text())
     assert set(manifest) == {p.name for p in Path(converted).iterdir() if p.is_file() and p.name != MANIFEST}
+
+
+# Since the newer settings (issue: wrong vectors that nothing reports)
+
+
+def test_a_utf16_csv_is_named(tmp_path, capsys):
+    source = tmp_path / "texts.csv"
+    source.write_bytes("text\nhello\n".encode("utf-16"))
+    code, _, err = run(capsys, "embed", source, "-o", tmp_path / "out.npy", "--model", "/not/loaded")
+    assert code == 2 and f"{source}: not valid UTF-8 (invalid start byte at byte 0)" in one_error_line(err)
+
+
+@pytest.mark.parametrize("score", ["NaN", "Infinity", "-Infinity"])
+def test_eval_sts_refuses_a_score_that_is_not_finite(tmp_path, capsys, tiny_model_dir, score):
+    path = tmp_path / "sts.jsonl"
+    path.write_text(f'{{"sentence1": "a", "sentence2": "b", "score": 1}}\n{{"sentence1": "a", "sentence2": "c", '
+                    f'"score": {score}}}\n')  # fmt: skip
+    code, _, err = run(capsys, "eval", "sts", "--data", path, "--model", tiny_model_dir, "--out", tmp_path / "o")
+    assert code == 2 and "sts.jsonl:2: field 'score' is" in err and "expected a finite number" in err
+
+
+def test_eval_reads_binary_vectors_as_their_bits(tiny_encoder):
+    from echo_embeddings.evaluation.arm import Arm
+
+    texts = stsb_sentences(8)
+    floats = tiny_encoder.encode(texts)
+    signs = np.where(floats > 0, 1.0, -1.0)
+    for precision in ("binary", "ubinary"):
+        vectors = Arm(tiny_encoder.with_settings(precision=precision)).encode(texts)
+        np.testing.assert_array_equal(vectors, signs)
+    ranges = tiny_encoder.quantization_ranges(texts)
+    int8 = Arm(tiny_encoder.with_settings(precision="int8", quantization_ranges=ranges)).encode(texts)
+    uint8 = Arm(tiny_encoder.with_settings(precision="uint8", quantization_ranges=ranges)).encode(texts)
+    np.testing.assert_allclose(uint8, int8, atol=1)  # uint8 centred reads as int8
+
+
+def test_named_instructions_on_the_command_line(tmp_path, capsys, tiny_model_dir):
+    from echo_embeddings import INSTRUCTIONS
+
+    source = tmp_path / "in.txt"
+    source.write_text("a claim about cells\n")
+    common = ["--model", tiny_model_dir, "--device", "cpu", "--template", "echo-instruct", "--query"]
+    assert run(capsys, "embed", source, "-o", tmp_path / "a.npy", *common, "--query-instruction", "scifact")[0] == 0
+    assert run(capsys, "embed", source, "-o", tmp_path / "b.npy", *common, "--instruction", "scifact")[0] == 0
+    encoder = EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu", template="echo-instruct")
+    expected = encoder.encode(["a claim about cells"], query=True, instruction=INSTRUCTIONS["scifact"])
+    for name in ("a.npy", "b.npy"):
+        np.testing.assert_allclose(np.load(tmp_path / name), expected, atol=1e-5)
+    with pytest.warns(UserWarning, match=r"'scifactt' names no instruction \(did you mean 'scifact'\?"):
+        EchoEncoder.from_pretrained(str(tiny_model_dir), device="cpu", query_instruction="scifactt")
+
+
+def test_a_device_type_torch_does_not_know_is_named(tiny_model_dir):
+    with pytest.raises(ModelError, match=r"device 'npu' is not available here; devices: cpu"):
+        EchoEncoder.from_pretrained(str(tiny_model_dir), device="npu")

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -140,6 +141,7 @@ def test_langchain_and_llamaindex_openai_clients(server, local):
         ({"model": NAME, "input": "x" * 2001}, KEY, 413, "input[0] has 2001 characters; the limit is 2000"),
         ({"model": NAME, "input": ["y" * 1999] * 60}, KEY, 413, "exceeds the limit of 100000 bytes"),
         ({"model": NAME, "input": "x", "temperature": 1}, KEY, 400, "temperature"),
+        ({"model": NAME, "input": "x", "instruction": "word " * 3000}, KEY, 400, "instruction: "),
     ],
 )
 def test_errors_are_openai_shaped(server, body, key, status, message):
@@ -236,6 +238,29 @@ def test_bad_settings_fail_before_serving(tiny_model_dir):
     )
     assert result.returncode == 2 and "queue_size: Input should be greater than or equal to 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_api_key_is_refused_rather_than_matching_an_empty_token(tiny_model_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", str(tiny_model_dir), "--api-key", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "api_key: an empty key would let in an empty Bearer token" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_0_reports_the_port_it_bound(tiny_model_dir):
+    command = [sys.executable, "-m", "echo_embeddings.cli", "serve", "--model", str(tiny_model_dir), "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = next(line for line in process.stderr if "serving" in line)  # after any loading messages
+        port = int(re.search(r"at http://127\.0\.0\.1:(\d+)/v1", banner).group(1))
+        assert port != 0 and httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 @pytest.mark.parametrize("where", ["busy port", "unknown host"])

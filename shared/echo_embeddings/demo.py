@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import BASE_MODEL
 from .encoder import EchoEncoder
+from .shipped import BASE_MODEL
 
 TRIPLES = [
     (

@@ -9,6 +9,7 @@ come with an extra. A missing one raises
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from .errors import MissingDependencyError
@@ -30,6 +31,9 @@ EXTRAS = {
 }
 """Top-level module -> the extra that installs it."""
 
+TRAIN_MODULES = ("sentence_transformers", "peft", "datasets", "pyarrow")
+"""What the ``train`` extra installs, which fine-tuning and distillation check for before any work."""
+
 PACKAGES = {"sklearn": "scikit-learn", "llama_index": "llama-index-core", "langchain_core": "langchain-core"}
 """Top-level module -> its distribution's name, where the two differ by more than - and _."""
 
@@ -44,6 +48,15 @@ def missing_dependency(error: ModuleNotFoundError, extra: str | None = None) -> 
     return MissingDependencyError(
         f'{package} is not installed; it comes with pip install "echo-embeddings[{extra}]"', extra=extra
     )
+
+
+def require(modules: tuple[str, ...], extra: str) -> None:
+    """A [MissingDependencyError][echo_embeddings.errors.MissingDependencyError] naming ``extra`` unless every
+    top-level module of ``modules`` is installed; imports nothing, so a feature checks all it needs before it
+    reads data, loads a model or creates a folder."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise missing_dependency(ModuleNotFoundError(name=module), extra) or ModuleNotFoundError(name=module)
 
 
 def import_extra(module: str, extra: str | None = None) -> ModuleType:

@@ -8,6 +8,7 @@ to a temporary file beside it and renamed when complete, so an error never leave
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .extras import require
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".parquet", ".jsonl")
@@ -113,7 +115,8 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types."""
+    """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types (a number
+    finite: JSON readers take NaN and Infinity)."""
     path = _existing_file(path)
     for number, record in _json_objects(path):
         for name, kind in fields.items():
@@ -121,6 +124,8 @@ def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iter
                 raise InputError(f"{path}:{number}: no field {name!r}")
             if not isinstance(record[name], kind) or isinstance(record[name], bool):
                 raise InputError(f"{path}:{number}: field {name!r} is {type(record[name]).__name__}")
+            if isinstance(record[name], float) and not math.isfinite(record[name]):
+                raise InputError(f"{path}:{number}: field {name!r} is {record[name]}, expected a finite number")
         yield record
 
 
@@ -136,12 +141,16 @@ def _batches_named(batches: Iterator[Any], path: Path) -> Iterator[Any]:
             return
         except pa.ArrowInvalid as err:
             raise InputError(f"{path}: unreadable ({err})") from None
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8") from None
 
 
 def check_output(path: Path, source: Path | None = None) -> None:
-    """Fail now, before any work, if ``path`` cannot be written as an output (type, folder, the input itself)."""
+    """Fail now, before any work, if ``path`` cannot be written as an output (type, folder, the input itself, the
+    package its type needs)."""
     path = Path(path)
-    _suffix(path, OUTPUT_SUFFIXES, "output")
+    if _suffix(path, OUTPUT_SUFFIXES, "output") == ".parquet":
+        require(("pyarrow",), "eval")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give an output file")
     if source is not None and (path.resolve() == Path(source).resolve() or _same_file(path, source)):
@@ -268,10 +277,13 @@ def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Itera
 
         try:
             reader = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(column_types={field: "string"}))
+            names = reader.schema.names
         except pa.ArrowInvalid as err:
             raise InputError(f"{path}: unreadable ({err})") from None
-        if field not in reader.schema.names:
-            raise InputError(f"{path}: no column {field!r} (columns: {', '.join(reader.schema.names)})")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8") from None
+        if field not in names:
+            raise InputError(f"{path}: no column {field!r} (columns: {', '.join(names)})")
         batches = reader
     start = 0
     for batch in _batches_named(batches, path):

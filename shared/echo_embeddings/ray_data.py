@@ -16,7 +16,7 @@ import pyarrow as pa
 import ray.data
 
 from .config import EchoConfig
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
 EMBEDDING_COLUMN = "embedding"
 ERROR_COLUMN = "error"
@@ -74,10 +74,10 @@ def embed_dataset(
         raise ConfigError(f"precision={config.precision!r}: Ray writes float32 vectors; quantize them afterwards")
     columns = ds.schema().names
     if text_column not in columns:
-        raise ValueError(f"the dataset has no column {text_column!r} (columns: {', '.join(columns)})")
+        raise InputError(f"the dataset has no column {text_column!r} (columns: {', '.join(columns)})")
     clash = {EMBEDDING_COLUMN, ERROR_COLUMN} & set(columns)
     if clash:
-        raise ValueError(f"the dataset already has column(s) {sorted(clash)}; rename them first")
+        raise InputError(f"the dataset already has column(s) {sorted(clash)}; rename them first")
     return ds.map_batches(
         _EmbedBatch,
         fn_constructor_kwargs={"text_column": text_column, "query": query, "config": config},

@@ -9,10 +9,13 @@ and ``--version`` answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .. import __version__
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv, namespace=argparse.Namespace(command_line=command_line))
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        args.run(args)
+        with _library_log(quiet=getattr(args, "quiet", False)):
+            args.run(args)
     except (InputError, ConfigError, TrainingDataError, TextTooLongError) as err:
         return _fail(err, EXIT_USAGE)
     except KeyboardInterrupt:
@@ -91,6 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (embed, evaluate, train, serve):
         module.register(commands)
     return parser
+
+
+@contextlib.contextmanager
+def _library_log(*, quiet: bool) -> Iterator[None]:
+    """While a command runs, what the library logs (what it builds in the cache, training's row groups) shows as
+    plain lines on stderr: warnings always, information unless ``quiet``."""
+    library = logging.getLogger("echo_embeddings")
+    handler, level = _StderrHandler(), library.level
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test's capture, a redirect)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _fail(error: object, code: int) -> int:

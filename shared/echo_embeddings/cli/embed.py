@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, TextTooLongError
+from ..instructions import INSTRUCTIONS, resolve_instruction
 from . import report
-from .options import SETTING_OPTIONS, encoder_from, model_options, positive_int
+from .options import SETTING_OPTIONS, encoder_from, model_options, positive_int, run_options
 
 VECTOR_KEYS = (
     "template", "pooling", "max_text_tokens", "max_length", "truncation", "normalize", "query_instruction",
@@ -30,8 +30,15 @@ def register(commands: Any) -> None:
     embed.add_argument("-o", "--output", type=Path, required=True, help="output file (.npy, .parquet or .jsonl)")
     embed.add_argument("--field", default="text", help="JSONL field or CSV/Parquet column with the text")
     embed.add_argument("--query", action="store_true", help="use the template's query form")
-    embed.add_argument("--instruction", default=None, help="instruction for the template's {instruction} slot")
+    embed.add_argument(
+        "--instruction",
+        default=None,
+        type=resolve_instruction,
+        help="instruction for this run's {instruction} slot, in place of --query-instruction or "
+        f"--document-instruction: the text, or a name ({', '.join(INSTRUCTIONS)})",
+    )
     model_options(embed)
+    run_options(embed)
     embed.add_argument(
         "--quantization-ranges",
         type=Path,
@@ -55,9 +62,8 @@ def run(args: argparse.Namespace) -> None:
     """Embed ``args.input`` into ``args.output``: every row or, with ``--ray``, every good row and the bad apart."""
     if args.ray:
         return _run_on_ray(args)
-    from tqdm.auto import tqdm
-
     from ..files import EmbeddingWriter, check_output, count_rows, read_texts
+    from ..progress import progress_bar
 
     check_output(args.output, args.input)  # where the output goes is checked before anything is read
     rows = count_rows(args.input, args.field)  # a bad row fails here, before the model loads or anything is written
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
     }
     with (
         EmbeddingWriter(args.output, rows, encoder.dim, metadata=metadata) as writer,
-        tqdm(total=rows, unit="text", disable=not sys.stderr.isatty()) as bar,
+        progress_bar(rows, desc="Embedding", unit="text", disable=args.quiet) as bar,
     ):
         for ids, texts in read_texts(args.input, args.field):
             vectors = encoder.encode(texts, query=args.query, instruction=args.instruction, show_progress=bar)
@@ -90,10 +96,18 @@ def _check_lengths(encoder: Any, args: argparse.Namespace) -> None:
         try:
             encoder.check_lengths(texts, query=args.query, instruction=args.instruction)
         except TextTooLongError as err:
+            bound = encoder.template_tokenizer.binding_bound(query=args.query, instruction=args.instruction)
             raise InputError(
                 f"{args.input}: row {ids[err.index]} has {err.tokens} tokens, more than the {err.limit} read "
-                "(--truncation error); raise --max-text-tokens, or choose another --truncation"
+                f"(--truncation error); {_remedy(bound)}"
             ) from None
+
+
+def _remedy(bound: str) -> str:
+    """What to do about a text too long for ``bound``, as ``TemplateTokenizer.binding_bound`` names it."""
+    if bound == "positions":
+        return "the model reads no more: choose --truncation windows, head or tail"
+    return f"raise {SETTING_OPTIONS[bound]}, or choose another --truncation"
 
 
 def _run_on_ray(args: argparse.Namespace) -> None:

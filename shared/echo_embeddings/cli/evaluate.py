@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import BASE_MODEL
 from ..config import EchoConfig
 from ..errors import ConfigError
 from ..evaluation.ablation_plan import SECTIONS, Sizes
+from ..shipped import BASE_MODEL
 from . import report
-from .options import SETTING_OPTIONS, encoder_from, model_options, positive_int, setting_option
+from .options import SETTING_OPTIONS, encoder_from, model_options, positive_int, run_options, setting_option
 
 
 def register(commands: Any) -> None:
@@ -56,6 +55,7 @@ def register(commands: Any) -> None:
     toy.add_argument("--data", type=Path, required=True, help="triples JSONL file")
     for task in (sts, retrieval, toy):
         model_options(task, repeat_template=True)
+        run_options(task)
         task.add_argument("--out", type=Path, required=True, help="folder for results.json, .md and .png")
         task.add_argument(
             "--compute-matched",
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
     from ..hub_data import resolve_data
 
     data = [resolve_data(d) for d in args.data] if isinstance(args.data, list) else resolve_data(args.data)
-    show_progress = sys.stderr.isatty()
+    show_progress = not args.quiet
     arms = []
     for template in args.template or [None]:
         encoder = encoder_from(args, template=template)  # every template shares the one loaded model

@@ -9,7 +9,7 @@ from typing import Any
 from ..config import validated
 from ..serving.config import API_KEY_ENV, ServerConfig
 from . import Terminated, report
-from .options import config_options, encoder_from, given, model_options
+from .options import config_options, encoder_from, given, model_options, run_options
 
 
 def register(commands: Any) -> None:
@@ -22,6 +22,7 @@ def register(commands: Any) -> None:
         "batching of concurrent requests. SIGINT/SIGTERM finish in-flight requests, then exit.",
     )
     model_options(serve)
+    run_options(serve)
     config_options(serve, ServerConfig, "server")
     serve.set_defaults(run=run)
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
     sock = bind(config)  # a busy port or a bad host fails here, before the model loads
     encoder = encoder_from(args, template=args.template)
     key = "an API key" if config.api_key else "no API key"
-    report(f"serving {encoder.model_name} at http://{config.host}:{config.port}/v1 ({key})")
+    port = sock.getsockname()[1]  # the port bound: --port 0 takes any free one
+    report(f"serving {encoder.model_name} at http://{config.host}:{port}/v1 ({key})")
     try:
         serve(encoder, config, sock)
     except (Terminated, KeyboardInterrupt):  # uvicorn re-raises the signal once in-flight requests are done

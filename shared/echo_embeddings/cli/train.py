@@ -7,11 +7,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .. import BASE_MODEL
 from ..errors import InputError
+from ..shipped import BASE_MODEL
 from ..training.config import TrainingConfig
 from . import report
-from .options import SETTING_OPTIONS, config_options, given, model_options
+from .options import INFERENCE_ONLY, SETTING_OPTIONS, apply_threads, config_options, given, model_options, run_options
 
 
 def register(commands: Any) -> None:
@@ -41,9 +41,12 @@ def register(commands: Any) -> None:
         "them); repeatable",
     )
     model_options(
-        train, defaults={"model_name": f"{BASE_MODEL} (untrained)", "template": "echo-categorize; echo with --recipe"}
+        train,
+        defaults={"model_name": f"{BASE_MODEL} (untrained)", "template": "echo-categorize; echo with --recipe"},
+        leave_out=INFERENCE_ONLY,
     )
     config_options(train, TrainingConfig, "training")
+    run_options(train, quiet=False)
     train.set_defaults(run=run_train)
 
     distill = commands.add_parser(
@@ -57,8 +60,13 @@ def register(commands: Any) -> None:
     distill.add_argument("--field", default="text", help="JSONL field or CSV/Parquet column with the text")
     distill.add_argument("--teacher", required=True, help="the fine-tuned echo model folder (or name)")
     distill.add_argument("-o", "--output", type=Path, required=True, help="folder for the student")
-    model_options(distill, defaults={"model_name": "the teacher", "template": "classical", "pooling": "mean"})
+    model_options(
+        distill,
+        defaults={"model_name": "the teacher", "template": "classical", "pooling": "mean"},
+        leave_out=INFERENCE_ONLY,
+    )
     config_options(distill, TrainingConfig, "training")
+    run_options(distill, quiet=False)
     distill.set_defaults(run=run_distill)
 
 
@@ -75,6 +83,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     if bool(args.data) == bool(args.recipe):
         raise InputError("give training files or --recipe DATA_FOLDER (one of the two)")
+    apply_threads(args)
     settings = _settings(args)
     data = args.data
     if args.recipe:
@@ -95,6 +104,7 @@ def run_distill(args: argparse.Namespace) -> None:
     from ..files import read_texts
     from ..training import distill
 
+    apply_threads(args)
     texts = []
     for path in args.texts:
         for ids, chunk in read_texts(path, args.field):

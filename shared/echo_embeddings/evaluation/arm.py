@@ -9,6 +9,7 @@ import numpy as np
 
 from ..encoder import EchoEncoder
 from ..instructions import resolve_instruction
+from ..quantization import as_float
 
 
 @dataclass
@@ -39,12 +40,15 @@ class Arm:
         return self.encoder.fingerprint + ("@half" if self.compute_matched else "")
 
     def encode(self, texts: list[str], *, query: bool = False, show_progress: bool = False) -> np.ndarray:
+        """Float32 vectors of ``texts``; quantized ones as [as_float][echo_embeddings.quantization.as_float] reads
+        them, so that a cosine similarity of them is what their bytes stand for."""
         if self.compute_matched:
             texts = self._first_halves(texts)
+        instruction = None
         if query and self.query_instruction is not None:
             instruction = resolve_instruction(self.query_instruction)
-            return self.encoder.encode(texts, query=True, instruction=instruction, show_progress=show_progress)
-        return self.encoder.encode(texts, query=query, show_progress=show_progress)
+        vectors = self.encoder.encode(texts, query=query, instruction=instruction, show_progress=show_progress)
+        return as_float(vectors, self.encoder.config.precision, self.encoder.dim)
 
     def _first_halves(self, texts: list[str]) -> list[str]:
         tokenizer = self.encoder.tokenizer

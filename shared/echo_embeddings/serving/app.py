@@ -155,6 +155,8 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
             encoder.check_lengths(texts, query=query, instruction=body.instruction, name="input")
         except TextTooLongError as error:
             raise ApiError(400, str(error), param="input") from None
+        except ConfigError as error:  # an instruction that leaves no room for the text within the positions
+            raise ApiError(400, f"instruction: {error}", param="instruction") from None
         try:
             vectors, counts, truncated = await batcher.embed(texts, query=query, instruction=body.instruction)
         except QueueFull as error:

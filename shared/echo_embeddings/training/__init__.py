@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..extras import import_extra
+from ..extras import TRAIN_MODULES, import_extra, require
 from .config import TrainingConfig
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = ["TrainingConfig", "TrainingRow", "distill", "read_training_rows", "re
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        require(TRAIN_MODULES, "train")  # all of them, before anything reads rows, loads a model or makes a folder
         value = getattr(import_extra(f"{__name__}.{_LAZY[name]}", "train"), name)
         globals()[name] = value  # importing the submodule ``distill`` bound its name to the module: rebind it
         return value

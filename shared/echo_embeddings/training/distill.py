@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import EchoConfig, validated
 from ..errors import ConfigError
+from ..extras import TRAIN_MODULES, require
 from .config import TrainingConfig
 from .trainer import CHECKPOINTS, check_output, checkpoint_trainer, save_trained, with_lora
 
@@ -48,6 +49,7 @@ def distill(
     if options.resume:
         raise ConfigError("resume: distillation does not keep its teacher's vectors between runs; start again")
     EchoConfig.create(**student)  # fail on a bad student setting before the teacher loads
+    require(TRAIN_MODULES, "train")
     output_dir = Path(output_dir)
     check_output(output_dir, resume=False)
     texts = list(texts)

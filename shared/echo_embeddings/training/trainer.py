@@ -34,10 +34,11 @@ import torch
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import TrainerCallback
 
-from .. import BASE_MODEL
 from ..config import EchoConfig, validated
 from ..errors import ConfigError, TrainingError
+from ..extras import TRAIN_MODULES, require
 from ..files import follow_umask
+from ..shipped import BASE_MODEL
 from ..tokenization import TruncationWarning
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
@@ -74,6 +75,7 @@ def train(
         model_settings["model_name"] = BASE_MODEL  # the recipe starts from the untrained model
     options = validated(TrainingConfig, **{k: v for k, v in settings.items() if k not in model_settings})
     EchoConfig.create(**model_settings)  # fail on a bad model setting before anything loads
+    require(TRAIN_MODULES, "train")  # before any row is read or folder made
     output_dir = Path(output_dir)
     checkpoints = output_dir / CHECKPOINTS
     check_output(output_dir, options.resume)
@@ -197,7 +199,9 @@ def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingC
             )
     finally:
         transformer.echo_config = config
-    print(f"hard negatives: {options.hard_negatives} mined per row; {unmatched} row(s) had none within the margin")
+    logger.info(
+        "hard negatives: %d mined per row; %d row(s) had none within the margin", options.hard_negatives, unmatched
+    )
     return rows
 
 
@@ -220,11 +224,11 @@ def _datasets(rows: list[TrainingRow]) -> tuple[Any, set[str], dict[str, dict[st
     from datasets import Dataset, DatasetDict
 
     datasets, graded, prompts, routes = {}, set(), {}, {}
-    print("training groups (a batch is drawn from one group):")
+    logger.info("training groups (a batch is drawn from one group):")
     for i, ((instruction, negatives, scored), group) in enumerate(group_rows(rows)):
         name = f"group{i}"
         kind = "graded pairs (CoSENT)" if scored else f"{negatives} negative(s) each"
-        print(f"  {name}: {len(group)} rows, {kind}, instruction: {instruction!r}")
+        logger.info("  %s: %d rows, %s, instruction: %r", name, len(group), kind, instruction)
         columns = {"anchor": [r.anchor for r in group], "positive": [r.positive for r in group]}
         for k in range(negatives):
             columns[f"negative_{k + 1}"] = [r.negatives[k] for r in group]
