@@ -6,5 +6,6 @@ import_extra("langchain_core")
 
 from langchain_echo.cache import cached_embeddings  # noqa: E402
 from langchain_echo.embeddings import EchoEmbeddings  # noqa: E402
+from langchain_echo.late_chunking import LateChunkingEmbeddings  # noqa: E402
 
-__all__ = ["EchoEmbeddings", "cached_embeddings"]
+__all__ = ["EchoEmbeddings", "LateChunkingEmbeddings", "cached_embeddings"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict, Field, model_validator
 
 from echo_embeddings.config import EchoConfig
 from echo_embeddings.framework_settings import EncoderSettings
 from echo_embeddings.texts import single_text
+
+from .late_chunking import LateChunkingEmbeddings
 
 ENCODE_KWARGS = {
     "batch_size": "batch_size",
@@ -110,3 +114,9 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
 
         document = single_text(document, role="document")[0]
         return self.encoder.encode_chunks([document], [find_spans(document, chunks)])[0].tolist()
+
+    def late_chunking(self, documents: Sequence[Document | str]) -> LateChunkingEmbeddings:
+        """Embeddings for a vector store's ``add_documents`` of the chunks of ``documents`` (a splitter's, in order):
+        each chunk late-chunked in its document ([LateChunkingEmbeddings][langchain_echo.LateChunkingEmbeddings]);
+        queries as this object reads them."""
+        return LateChunkingEmbeddings(self, documents)
