@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from measure import gemm_peak
 
-from echo_embeddings import EchoEncoder, prefix_cache
+from echo_embeddings import EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.evaluation.sts import evaluate_sts
@@ -79,16 +79,13 @@ class MaskedPasses:
 
     def __init__(self, encoder: EchoEncoder) -> None:
         self.encoder = EchoEncoder(encoder._loaded, config=encoder.config)
-        self.encoder._alone_from = None
+        core = self.encoder._core
+        core.whole_from = None  # the policy of an accelerator: long inputs share masked passes
+        core.replace_model(core.model)
         self.model = encoder.model
 
     def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        saved = prefix_cache.WHOLE_PASS_TOKENS
-        prefix_cache.WHOLE_PASS_TOKENS = sys.maxsize
-        try:
-            return self.encoder.encode(texts, **kwargs)
-        finally:
-            prefix_cache.WHOLE_PASS_TOKENS = saved
+        return self.encoder.encode(texts, **kwargs)
 
 
 def linear_params(model: torch.nn.Module) -> int:

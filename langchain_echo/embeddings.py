@@ -33,13 +33,15 @@ class EchoEmbeddings(EncoderSettings, Embeddings):
     """Echo embeddings from any causal (decoder-only) LM: the text goes in the prompt twice and the second copy's
     hidden states are pooled (the template's way), so every pooled token has seen the whole text.
 
-    A drop-in for ``HuggingFaceEmbeddings``::
+    A drop-in for ``HuggingFaceEmbeddings``:
 
-        from langchain_echo import EchoEmbeddings
+    ```python
+    from langchain_echo import EchoEmbeddings
 
-        embeddings = EchoEmbeddings()  # SmolLM2-135M-Instruct, offline
-        embeddings = EchoEmbeddings(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
-        embeddings = EchoEmbeddings(model_name="my-fine-tuned-folder")  # reads its saved settings
+    embeddings = EchoEmbeddings()  # SmolLM2-135M-Instruct, offline
+    embeddings = EchoEmbeddings(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
+    embeddings = EchoEmbeddings(model_name="my-fine-tuned-folder")  # reads its saved settings
+    ```
 
     Every [echo_embeddings.config.EchoConfig][] setting is a field; ``model`` and ``normalize_embeddings``
     are accepted for ``model_name`` and ``normalize``. ``embed_documents`` uses the template's document form and

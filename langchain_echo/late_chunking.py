@@ -20,12 +20,14 @@ class LateChunkingEmbeddings(Embeddings):
     """The embeddings of the chunks of ``documents``: each chunk's vector pools the echo second copy over the chunk's
     own tokens after one pass over its whole document (per window, for a document longer than the model reads), so
     it knows the document around it. Queries read as ``embeddings`` reads them. Make it with
-    [EchoEmbeddings.late_chunking][langchain_echo.EchoEmbeddings.late_chunking]::
+    [EchoEmbeddings.late_chunking][langchain_echo.EchoEmbeddings.late_chunking]:
 
-        chunks = RecursiveCharacterTextSplitter(chunk_size=1000).split_documents(documents)
-        store = Chroma.from_documents(chunks, embeddings.late_chunking(documents), persist_directory="store")
-        store = Chroma(embedding_function=embeddings, persist_directory="store")  # reopened: queries only
-        hits = store.similarity_search("a question")  # chunks; their metadata names their document
+    ```python
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000).split_documents(documents)
+    store = Chroma.from_documents(chunks, embeddings.late_chunking(documents), persist_directory="store")
+    store = Chroma(embedding_function=embeddings, persist_directory="store")  # reopened: queries only
+    hits = store.similarity_search("a question")  # chunks; their metadata names their document
+    ```
 
     The chunks must come as a splitter gives them: in the documents' order, each document's in order, each a piece of
     its document's text. A store may embed them in several calls; each call continues where the last one stopped.

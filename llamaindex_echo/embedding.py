@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -14,6 +11,7 @@ from pydantic import ConfigDict, Field, model_validator
 from echo_embeddings.config import EchoConfig
 from echo_embeddings.framework_settings import EncoderSettings
 from echo_embeddings.texts import check_texts, single_text
+from echo_embeddings.tokenization import one_truncation_warning
 
 REFUSED_HUGGINGFACE_ARGUMENTS = {
     "model": "pass model_name: EchoEmbedding loads (and shares) the model itself",
@@ -32,13 +30,13 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
     """Echo embeddings from any causal (decoder-only) LM: the text goes in the prompt twice and the second copy's
     hidden states are pooled (the template's way), so every pooled token has seen the whole text.
 
-    ::
+    ```python
+    from llama_index.core import Settings
+    from llamaindex_echo import EchoEmbedding
 
-        from llama_index.core import Settings
-        from llamaindex_echo import EchoEmbedding
-
-        Settings.embed_model = EchoEmbedding()  # SmolLM2-135M-Instruct, offline
-        Settings.embed_model = EchoEmbedding(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
+    Settings.embed_model = EchoEmbedding()  # SmolLM2-135M-Instruct, offline
+    Settings.embed_model = EchoEmbedding(model_name="mistralai/Mistral-7B-Instruct-v0.2", device="cuda")
+    ```
 
     Every [echo_embeddings.config.EchoConfig][] setting is a field; ``text_instruction`` is accepted for
     ``document_instruction``, and LlamaIndex's ``embed_batch_size`` is ``batch_size`` (either may be given).
@@ -105,7 +103,7 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         # index within a chunk, not within ``texts``. The chunks' cut texts are counted into one warning.
         texts = check_texts(texts)
         self.encoder.check_lengths(texts)
-        with _counting_truncated(self, len(texts)):
+        with one_truncation_warning(self.encoder.template_tokenizer):
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
 
     async def aget_text_embedding_batch(
@@ -113,7 +111,7 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
     ) -> list[Embedding]:
         texts = check_texts(texts)
         self.encoder.check_lengths(texts)
-        with _counting_truncated(self, len(texts)):
+        with one_truncation_warning(self.encoder.template_tokenizer):
             return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
 
     def _get_query_embedding(self, query: str) -> Embedding:
@@ -123,12 +121,7 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         return self._get_text_embeddings(single_text(text, role="text"))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        counter = _TRUNCATED.get()
-        if counter is None:
-            return self.encoder.encode_documents(texts, show_progress=self.show_progress_bar).tolist()
-        vectors, stats = self.encoder.encode_documents(texts, show_progress=self.show_progress_bar, return_stats=True)
-        counter[0] += int(stats.truncated.sum())
-        return vectors.tolist()
+        return self.encoder.encode_documents(texts, show_progress=self.show_progress_bar).tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
@@ -138,21 +131,3 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
-
-
-_TRUNCATED: ContextVar[list[int] | None] = ContextVar("echo_truncated", default=None)
-"""Inside a batch call: the count of cut texts, added to by each chunk LlamaIndex hands over (threads included)."""
-
-
-@contextmanager
-def _counting_truncated(embedding: EchoEmbedding, total: int) -> Iterator[None]:
-    """Count the texts cut in the chunks of one batch call, and warn once with the count at its end."""
-    counter = [0]
-    token = _TRUNCATED.set(counter)
-    try:
-        yield
-    finally:
-        _TRUNCATED.reset(token)
-    embedding.encoder.template_tokenizer.warn_truncated(
-        counter[0], total, instruction=embedding.encoder.config.document_instruction
-    )

@@ -19,12 +19,14 @@ class EchoLateChunking(TransformComponent):
 
     Each node's vector pools the echo second copy over the node's own characters, after the model has read the
     document around it (late chunking), instead of the node read alone. Nodes come back with ``embedding`` set, so
-    ``VectorStoreIndex`` and ``IngestionPipeline`` keep them as they are::
+    ``VectorStoreIndex`` and ``IngestionPipeline`` keep them as they are:
 
-        embed_model = EchoEmbedding()
-        index = VectorStoreIndex.from_documents(
-            documents, transformations=[EchoLateChunking(embed_model=embed_model)], embed_model=embed_model
-        )
+    ```python
+    embed_model = EchoEmbedding()
+    index = VectorStoreIndex.from_documents(
+        documents, transformations=[EchoLateChunking(embed_model=embed_model)], embed_model=embed_model
+    )
+    ```
 
     Metadata is not embedded (the vector covers the node's text in its document). A node with nothing to pool in
     its document (an empty or white-space document's node) is embedded alone, as ``embed_model`` embeds a node.

@@ -41,7 +41,7 @@ def test_the_settings_tables_are_generated_from_the_settings_models():
         assert settings_table.render(text) == text, f"{page} is stale: run python docs/settings_table.py"
 
 
-def test_the_site_renders_every_public_name_and_no_raw_sphinx_role(tmp_path):
+def test_the_site_renders_every_public_name_and_shows_what_a_reader_needs(tmp_path):
     """The documentation site builds strictly (a broken link or reference fails), and what a reader sees is
     rendered: no ``:class:`...``` left as text, and the API page documents every name of ``__all__``."""
     import re
@@ -55,13 +55,34 @@ def test_the_site_renders_every_public_name_and_no_raw_sphinx_role(tmp_path):
     result = subprocess.run(mkdocs, cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",
                             "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    role = re.compile(r":(class|meth|func|mod|data|attr|exc|obj):`")
+    role = re.compile(r":(class|meth|func|mod|data|attr|exc|obj):`|::</p>")  # a role, or reST's literal-block marker
     for page in site.rglob("*.html"):
-        assert not role.search(page.read_text(encoding="utf-8")), f"{page.relative_to(site)} shows a Sphinx role"
+        assert not role.search(page.read_text(encoding="utf-8")), f"{page.relative_to(site)} shows reST markup"
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     missing = [name for name in echo_embeddings.__all__ if f'id="echo_embeddings.{name}"' not in api]
     assert not missing, f"the API page lacks {missing}"
     assert 'id="echo_embeddings.EchoEncoder.__' not in api  # no dunder methods
+    _check_what_a_browser_shows(site)
+
+
+def _check_what_a_browser_shows(site):
+    """Every page has a title of its own, every image under docs/ is shown by a page, and code wraps at the width
+    of its box (a long line's end, often the comment that explains it, is never hidden behind a scroll bar)."""
+    import re
+
+    pages = sorted(site.rglob("index.html"))
+    titles = [re.search(r"<title>(.*?)</title>", page.read_text(encoding="utf-8")).group(1) for page in pages]
+    repeated = sorted({title for title in titles if titles.count(title) > 1})
+    assert not repeated, f"titles of more than one page: {repeated}"
+    shown = set()
+    for page in pages:
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', page.read_text(encoding="utf-8")):
+            shown.add((page.parent / src).resolve())
+    images = {(site / p.relative_to(ROOT / "docs")).resolve() for p in (ROOT / "docs").rglob("*.png")}
+    assert not images - shown, f"images no page shows: {sorted(str(p.relative_to(site)) for p in images - shown)}"
+    css = (site / "stylesheets" / "extra.css").read_text(encoding="utf-8")
+    assert re.search(r"\.md-typeset pre > code \{[^}]*white-space: pre-wrap", css)
+    assert all('stylesheets/extra.css"' in page.read_text(encoding="utf-8") for page in pages)
 
 
 def test_the_development_page_maps_every_module_of_the_package():

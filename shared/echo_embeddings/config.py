@@ -205,8 +205,7 @@ class EchoConfig(BaseModel):
         given = {key: value for key, value in settings.items() if value is not None}
         if model_name is not None:
             given["model_name"] = str(model_name)
-        saved = read_folder_settings(given.get("model_name", DEFAULT_MODEL))
-        return validated(cls, **{**saved, **given})
+        return validated(cls, **with_folder_settings(given))
 
     def replace(self, **settings: Any) -> EchoConfig:
         """A validated copy with ``settings`` changed; bad values raise [ConfigError][]."""
@@ -235,6 +234,13 @@ class EchoConfig(BaseModel):
         """Write [folder_settings][] to ``folder/echo_config.json``."""
         path = Path(folder) / CONFIG_FILE
         path.write_text(json.dumps(self.folder_settings(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def with_folder_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with those saved in their model's folder (``read_folder_settings``) wherever a setting is not
+    given or given as None; other keys stay as they are."""
+    saved = read_folder_settings(settings.get("model_name") or DEFAULT_MODEL)
+    return {**settings, **{key: value for key, value in saved.items() if settings.get(key) is None}}
 
 
 def read_folder_settings(model_name: str) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from .causality import is_causal
 from .config import EchoConfig
 from .errors import ConfigError
 from .loading import LoadedModel
-from .pooling import pool
-from .prefix_cache import PrefixCache
+from .pooling import pool, pool_spans
+from .prefix_cache import PrefixCache, whole_pass_tokens
 from .templates import PoolingName, Template
 from .tokenization import TemplateTokenizer
 
@@ -40,7 +40,8 @@ class EchoCore:
         self.template: Template = config.resolved_template
         self.pooling: PoolingName = config.resolved_pooling
         self.model: Any = loaded.model
-        self.prefix_cache = PrefixCache(self.model)
+        self.whole_from = whole_pass_tokens(loaded.device)  # the long-input policy of this device
+        self.prefix_cache = PrefixCache(self.model, whole_from=self.whole_from)
         self._tokenizers: dict[int | None, TemplateTokenizer] = {}
         self.tokenizer()  # a template that cannot fit max_length fails here
 
@@ -97,6 +98,13 @@ class EchoCore:
         vectors = pool(hidden, pool_mask, token_mask, self.pooling)
         return torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors
 
+    def pool_spans(self, states: torch.Tensor, span_masks: torch.Tensor, last: int) -> torch.Tensor:
+        """One float32 vector per span of one input's ``states`` (late chunking's chunks), pooled the template's
+        way (``pooling.pool_spans``; ``last`` is the input's final token), unit length if
+        the config normalizes."""
+        vectors = pool_spans(states, span_masks, last, self.pooling)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.config.normalize else vectors
+
     def vectors(self, hidden: torch.Tensor, pool_mask: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """The vectors these settings give, in float32: [pool][] with the config's ``normalize``, then cut to
         ``truncate_dim`` (unit length again if ``normalize``)."""
@@ -109,7 +117,7 @@ class EchoCore:
     def replace_model(self, model: Any) -> None:
         """Run ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
         self.model = model
-        self.prefix_cache = PrefixCache(model)
+        self.prefix_cache = PrefixCache(model, whole_from=self.whole_from)
 
     def fingerprint(self, *, weights: str | None = None, dtype: Any = None) -> str:
         """The settings fingerprint ([echo_embeddings.fingerprint][]) of these vectors; ``weights`` and ``dtype``

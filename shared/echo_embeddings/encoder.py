@@ -16,8 +16,6 @@ from .config import LOADING_KEYS, EchoConfig
 from .core import EchoCore
 from .errors import ConfigError
 from .loading import LoadedModel, load_model
-from .pooling import pool_spans
-from .prefix_cache import WHOLE_PASS_TOKENS
 from .progress import progress_bar
 from .quantization import shrink
 from .templates import PoolingName, Template
@@ -69,8 +67,6 @@ class EchoEncoder:
         self.pooling: PoolingName = self._core.pooling
         self._loaded = loaded
         self._packs = can_pack(loaded.model, self.template_tokenizer.longest())
-        # On a CPU one long input already fills the cores, and alone it runs whole and unmasked (the prefix cache).
-        self._alone_from = WHOLE_PASS_TOKENS if self.device.type == "cpu" else None
 
     @classmethod
     def from_pretrained(
@@ -283,7 +279,7 @@ class EchoEncoder:
         """
         out = np.empty((len(items), self._loaded.dim), dtype=np.float32)
         lengths = [len(item.input_ids) for item in items]
-        for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._alone_from):
+        for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._core.whole_from):
             vectors = self._forward(prefix, [items[i] for i in batch])
             if not np.isfinite(vectors).all():
                 rows = np.nonzero(~np.isfinite(vectors).all(1))[0]
@@ -374,7 +370,9 @@ class EchoEncoder:
         out = [np.empty((len(doc_spans), self._loaded.dim), dtype=np.float32) for doc_spans in checked]
         lengths = [len(item.input_ids) for item in items]
         with progress_bar(len(items), desc="Late chunking", unit="window", disable=not show_progress) as bar:
-            for batch in plan_batches(lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._alone_from):
+            for batch in plan_batches(
+                lengths, batch_size, batch_size * TOKENS_PER_TEXT, alone_from=self._core.whole_from
+            ):
                 rows = [row for i in batch for row in chunk_rows[i]]
                 for row, vector in zip(rows, self._pool_chunks(prefix, batch, items, rows), strict=True):
                     out[row[1]][row[2]] = vector
@@ -394,17 +392,13 @@ class EchoEncoder:
     ) -> np.ndarray:
         """One pass over ``items[batch]``; each row's chunk pooled over its token span, the template's way."""
         hidden, token_mask, _ = self._states(prefix, [items[i] for i in batch])
-        where = {item: r for r, item in enumerate(batch)}
         vectors = torch.empty((len(rows), hidden.shape[-1]), dtype=torch.float32, device=hidden.device)
-        for item, r in where.items():
+        for r, item in enumerate(batch):
             mine = [k for k, row in enumerate(rows) if row[0] == item]
             masks = torch.zeros((len(mine), hidden.shape[1]), dtype=torch.bool, device=hidden.device)
             for m, k in enumerate(mine):
                 masks[m, rows[k][3] - len(prefix) : rows[k][4] - len(prefix)] = True
-            last = int(token_mask[r].sum()) - 1
-            vectors[mine] = pool_spans(hidden[r], masks, last, self.pooling)
-        if self.config.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+            vectors[mine] = self._core.pool_spans(hidden[r], masks, int(token_mask[r].sum()) - 1)
         return vectors.cpu().numpy()
 
     @torch.inference_mode()

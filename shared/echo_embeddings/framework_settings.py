@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import PrivateAttr, model_validator
 
-from .config import EchoConfig, read_folder_settings
-from .shipped import DEFAULT_MODEL
+from .config import EchoConfig, with_folder_settings
 
 if TYPE_CHECKING:
     from .encoder import EchoEncoder
@@ -37,9 +36,7 @@ class EncoderSettings(EchoConfig):
                 if name in data:
                     raise ValueError(f"{alias!r} and {name!r} are the same setting: give one")
                 data[name] = data.pop(alias)
-        for key, value in read_folder_settings(data.get("model_name") or DEFAULT_MODEL).items():
-            data.setdefault(key, value)  # a fine-tuned model folder says how to read it
-        return data
+        return with_folder_settings(data)  # a fine-tuned model folder says how to read it
 
     @model_validator(mode="after")
     def _float_vectors(self) -> EncoderSettings:

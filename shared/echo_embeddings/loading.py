@@ -179,9 +179,8 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
 def cpu_multiplies_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX, unless oneDNN is capped below it).
 
-    There the default model runs 2.4x (sentences) to 3.2x (1,024-token texts) faster with ``dtype="bfloat16"``
-    than in float32, at the same scores; without AMX bfloat16 is slower than float32, several times so with AVX2
-    only (the results page, CPU).
+    There ``dtype="bfloat16"`` runs the default model several times faster than float32 at the same scores;
+    without AMX bfloat16 is slower than float32 (measured: the results page's CPU section).
     """
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if cap and cap != "ALL" and "AMX" not in cap:

@@ -5,8 +5,8 @@ Each cached model is a folder built in a temporary folder beside it and renamed 
 files' SHA-256 digests written last. Every load checks the files against it: a folder whose files no longer match
 (a truncated, edited or missing file) is damaged and built again. A file's digest is remembered by its path, size,
 inode and modification and change times ([content_digest][echo_embeddings.digests.content_digest]), so a load of an
-unchanged folder costs a few ``stat`` calls, and the first load after a change hashes the files again (the merged
-default's 540 MB: about 0.3 s, docs/guide/usage.md).
+unchanged folder costs a few ``stat`` calls, and the first load after a change hashes the files again (what each
+costs: docs/guide/usage.md, "The model cache").
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def _running(pid: int) -> bool:
 
 
 def converted_gguf(gguf: Path) -> Path:
-    """A safetensors copy of a GGUF model, converted on first use (dequantizing takes ~30 s; loading the copy ~1 s)."""
+    """A safetensors copy of a GGUF model, converted on first use (dequantizing takes seconds to a minute; loading the
+    copy is fast)."""
 
     def build(folder: Path) -> None:
         import torch
@@ -113,4 +114,4 @@ def converted_gguf(gguf: Path) -> Path:
         tokenizer.save_pretrained(folder)
 
     target = cache_dir() / "gguf" / f"{gguf.stem}-{file_digest(gguf)}"
-    return cached_folder(target, build, what=f"Converting {gguf} to safetensors (about 30 s)")
+    return cached_folder(target, build, what=f"Converting {gguf} to safetensors")

@@ -18,17 +18,25 @@ import torch
 MAX_PREFIXES = 16
 
 WHOLE_PASS_TOKENS = 512
-"""A lone unpadded input at least this long (prefix included) runs whole, with no mask, instead of after the cached
-prefix: given no mask, the attention's causal kernel skips the masked half of the scores where a mask makes it
-compute them all (1,024-token texts 1.39x faster in float32 on 2 Xeon cores, the results page's CPU section), for a
-few prefix tokens computed again."""
+"""On a CPU, a lone unpadded input at least this long (prefix included) runs whole, with no mask, instead of after
+the cached prefix: given no mask, the attention's causal kernel skips the masked half of the scores where a mask
+makes it compute them all (measured on the results page's CPU section), for a few prefix tokens computed again.
+[whole_pass_tokens][] decides it for a device."""
+
+
+def whole_pass_tokens(device: torch.device) -> int | None:
+    """The length from which an input runs whole and alone on ``device``: ``WHOLE_PASS_TOKENS`` on a CPU, where one
+    long input fills the cores; None (never) on an accelerator, where long inputs share passes."""
+    return WHOLE_PASS_TOKENS if device.type == "cpu" else None
 
 
 class PrefixCache:
-    """Runs ``model`` on batches that all start with the same token prefix, computing the prefix only once."""
+    """Runs ``model`` on batches that all start with the same token prefix, computing the prefix only once; a lone
+    unpadded input of ``whole_from`` tokens or more (None: never) runs whole instead, with no mask."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, whole_from: int | None = None) -> None:
         self.model = model
+        self.whole_from = whole_from
         # transformers 5 renamed the forward argument past_key_values -> cache; accept either. A wrapper such as
         # peft's PeftModel forwards **kwargs, so ask the model it wraps: a wrong name would be silently ignored.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -49,15 +57,16 @@ class PrefixCache:
 
         ``attention_mask`` is 2-D (1 for tokens, 0 for padding; the prefix's columns are added here), or a 4-D
         mask that already covers the prefix's columns, given with its ``position_ids`` (a packed pass). One unpadded
-        input of at least ``WHOLE_PASS_TOKENS`` tokens runs whole, prefix included, with no mask.
+        input of at least ``whole_from`` tokens runs whole, prefix included, with no mask.
         """
         positions = {} if position_ids is None else {"position_ids": position_ids}
         if not prefix:
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **positions).last_hidden_state
         if (
-            input_ids.shape[0] == 1
+            self.whole_from is not None
+            and input_ids.shape[0] == 1
             and attention_mask.ndim == 2
-            and len(prefix) + input_ids.shape[1] >= WHOLE_PASS_TOKENS
+            and len(prefix) + input_ids.shape[1] >= self.whole_from
             and bool(attention_mask.all())
         ):
             whole = torch.cat([input_ids.new_tensor([prefix]), input_ids], dim=1)

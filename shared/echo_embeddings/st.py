@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from .fingerprint import weights_identity
 from .loading import load_model
 from .templates import PoolingName, Template
 from .texts import check_texts
+from .tokenization import one_truncation_warning
 
 
 class EchoTransformer(InputModule):
@@ -64,7 +65,6 @@ class EchoTransformer(InputModule):
         self._loaded = load_model(config.model_name, **config.loading_options(), shared=False)
         self.auto_model = self._loaded.model
         self.tokenizer = self._loaded.tokenizer
-        self._truncations: dict[str, Any] | None = None  # cut, texts and their form while one_truncation_warning counts
         self.echo_config = config
 
     @property
@@ -106,22 +106,6 @@ class EchoTransformer(InputModule):
         self.core.prefix_cache.clear()  # cached prefix states are stale once the weights may change
         return super().train(mode)
 
-    @contextlib.contextmanager
-    def one_truncation_warning(self) -> Iterator[None]:
-        """Within it, the texts [preprocess][] cuts are counted, and one
-        [TruncationWarning][echo_embeddings.TruncationWarning] at the end says how many, as one
-        ``EchoEncoder.encode`` call does (sentence-transformers preprocesses a call's texts batch by batch)."""
-        if self._truncations is not None:  # an outer call counts them
-            yield
-            return
-        self._truncations = {"truncated": 0, "total": 0}
-        try:
-            yield
-            counted = self._truncations
-        finally:
-            self._truncations = None
-        self.core.tokenizer().warn_truncated(**counted)
-
     def preprocess(
         self,
         inputs: Sequence[str],
@@ -141,15 +125,10 @@ class EchoTransformer(InputModule):
         tokenizer = self.core.tokenizer(max_length)
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         cut = sum(item.truncated for item in items)
-        if self._truncations is None:
-            budget = tokenizer.budget(query=query, instruction=instruction)
-            trainer_cut = max_length is not None and budget is not None and budget < tokenizer.max_text_tokens
-            remedy = "raise train_max_length (the trainer's max_length) to read more" if trainer_cut else None
-            tokenizer.warn_truncated(cut, len(items), query=query, instruction=instruction, remedy=remedy)
-        else:
-            self._truncations["truncated"] += cut
-            self._truncations["total"] += len(items)
-            self._truncations.update(query=query, instruction=instruction)  # one call reads one form
+        budget = tokenizer.budget(query=query, instruction=instruction)
+        trainer_cut = max_length is not None and budget is not None and budget < tokenizer.max_text_tokens
+        remedy = "raise train_max_length (the trainer's max_length) to read more" if trainer_cut else None
+        tokenizer.warn_truncated(cut, len(items), query=query, instruction=instruction, remedy=remedy)
         features = collate(items, tokenizer.pad_id)
         prefix = self.core.shared_prefix(query=query, instruction=instruction, tokenizer=tokenizer)
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
@@ -255,7 +234,11 @@ class EchoSentenceTransformer(SentenceTransformer):
         if not isinstance(inputs, str):  # a single str is sentence-transformers' own shorthand for one text
             check_texts(inputs)
         module = self[0]
-        counting = module.one_truncation_warning() if isinstance(module, EchoTransformer) else contextlib.nullcontext()
+        counting = (
+            one_truncation_warning(module.core.tokenizer())
+            if isinstance(module, EchoTransformer)
+            else contextlib.nullcontext()
+        )
         with counting:  # one warning per call, as EchoEncoder.encode gives
             return super().encode(inputs, *args, **kwargs)
 

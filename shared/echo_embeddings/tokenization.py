@@ -15,8 +15,10 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -223,6 +225,10 @@ class TemplateTokenizer:
         always kept) of the form ``query``/``instruction`` were cut, if any were, and ``remedy``: by default, to
         raise the [binding_bound][] or read the texts in windows (chunks: to split them smaller). It points at the
         caller's own line (the first frame outside this library and the frameworks it plugs into)."""
+        counting = _COUNT.get()
+        if counting is not None:  # one_truncation_warning warns once, at the end of the user's call
+            counting.add(truncated, total, dict(query=query, instruction=instruction, chunks=chunks, remedy=remedy))
+            return
         if truncated:
             bound = self.binding_bound(query=query, instruction=instruction)
             what, kept = ("chunks", "head") if chunks else ("texts", self.truncation)
@@ -334,6 +340,41 @@ class TemplateTokenizer:
                 f"holds {compiled.copies} copies of the text"
             )
         return compiled
+
+
+@dataclass
+class _Count:
+    """Texts cut and read within one [one_truncation_warning][], and the form they were read in."""
+
+    truncated: int = 0
+    total: int = 0
+    form: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, truncated: int, total: int, form: dict[str, Any]) -> None:
+        with self.lock:
+            self.truncated, self.total, self.form = self.truncated + truncated, self.total + total, form
+
+
+_COUNT: ContextVar[_Count | None] = ContextVar("echo_truncations", default=None)
+
+
+@contextmanager
+def one_truncation_warning(tokenizer: TemplateTokenizer) -> Iterator[None]:
+    """Within it, every [TemplateTokenizer.warn_truncated][] counts instead of warning, and one [TruncationWarning][]
+    at its end (unless it raised) says how many texts were cut: one warning per user call on a surface that reads
+    one call's texts in several (sentence-transformers' batches, LlamaIndex's chunks), as ``EchoEncoder.encode``
+    gives. An inner one adds to the outer one's count."""
+    if _COUNT.get() is not None:
+        yield
+        return
+    count = _Count()
+    token = _COUNT.set(count)
+    try:
+        yield
+    finally:
+        _COUNT.reset(token)
+    tokenizer.warn_truncated(count.truncated, count.total, **count.form)
 
 
 _INTERNAL_MODULES = (
