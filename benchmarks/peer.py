@@ -244,6 +244,9 @@ def write(out: Path, results: dict) -> None:
         "(seed 0).",
         f"Default model: `{DEFAULT_MODEL}`.",
     ]
+    mteb = sorted({row["banking77-mteb-command"] for row in readings.values() if "banking77-mteb-command" in row})
+    if mteb:
+        lines.append("Banking77 under MTEB's protocol: CPU float32, " + "; ".join(f"`{c}`" for c in mteb) + ".")
     if results.get("full"):
         lines += full_lines(results["full"])
     lines += [
