@@ -142,7 +142,12 @@ def _batches_named(batches: Iterator[Any], path: Path) -> Iterator[Any]:
         except pa.ArrowInvalid as err:
             raise InputError(f"{path}: unreadable ({err})") from None
         except UnicodeDecodeError as err:
-            raise InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8") from None
+            raise _not_utf8(path, err) from None
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> InputError:
+    """The error for a table file (CSV) that is not UTF-8, naming the file and where."""
+    return InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8")
 
 
 def check_output(path: Path, source: Path | None = None) -> None:
@@ -281,7 +286,7 @@ def _table_chunks(path: Path, suffix: str, field: str, chunk_size: int) -> Itera
         except pa.ArrowInvalid as err:
             raise InputError(f"{path}: unreadable ({err})") from None
         except UnicodeDecodeError as err:
-            raise InputError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8") from None
+            raise _not_utf8(path, err) from None
         if field not in names:
             raise InputError(f"{path}: no column {field!r} (columns: {', '.join(names)})")
         batches = reader
