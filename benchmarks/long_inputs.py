@@ -91,10 +91,12 @@ def main() -> None:
 
 
 class SciFact:
-    """SciFact test claims with their relevant abstracts, and the whole corpus, as ``title + " " + text``."""
+    """SciFact claims of a split (``only``: those of them) with their relevant abstracts, and the whole corpus, as
+    ``title + " " + text``."""
 
-    def __init__(self, folder: Path) -> None:
-        self.qrels = load_qrels(folder / "qrels" / "test.tsv")
+    def __init__(self, folder: Path, split: str = "test", only: set[str] | None = None) -> None:
+        qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+        self.qrels = {q: docs for q, docs in qrels.items() if only is None or q in only}
         claims = read_records(folder / "queries.jsonl", {"_id": str, "text": str})
         self.claims = {r["_id"]: r["text"] for r in claims if r["_id"] in self.qrels}
         records = read_records(folder / "corpus.jsonl", {"_id": str, "text": str})
@@ -108,7 +110,7 @@ class SciFact:
         return chosen, [next(d for d in sorted(self.qrels[q]) if d in self.docs) for q in chosen]
 
     def others(self, n: int, rng: random.Random) -> list[str]:
-        """``n`` abstracts relevant to no test claim."""
+        """``n`` abstracts relevant to none of the claims."""
         pool = sorted(d for d in self.docs if d not in self.relevant)
         return rng.sample(pool, n)
 

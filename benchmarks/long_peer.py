@@ -118,8 +118,8 @@ def main() -> None:
 
 
 def build(corpus: SciFact, n: int, seed: int) -> tuple[list[str], list[str], dict[str, tuple[int, int, int, int]]]:
-    """The SciFact test claims with a single relevant abstract, and ``n`` documents of three abstracts: every such
-    claim's abstract (228 for the 277 claims) and others relevant to no test claim, shuffled by ``seed``;
+    """The claims with a single relevant abstract, and ``n`` documents of three abstracts: every such claim's abstract
+    (228 for the 277 SciFact test claims) and others relevant to no claim, shuffled by ``seed``;
     ``where[claim] = (document, start, end, position)`` of its abstract."""
     single = [q for q, docs in corpus.qrels.items() if q in corpus.claims and len(docs) == 1]
     claims = sorted((q for q in single if next(iter(corpus.qrels[q])) in corpus.docs), key=int)
