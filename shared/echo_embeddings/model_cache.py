@@ -100,11 +100,17 @@ def converted_gguf(gguf: Path) -> Path:
     copy is fast)."""
 
     def build(folder: Path) -> None:
+        from unittest import mock
+
         import torch
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
         from transformers import AutoModel, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModel.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers' GGUF reader draws its own tqdm bar, which its progress switch does not reach; the line
+        # cached_folder logs already says what runs.
+        with mock.patch.object(gguf_utils, "tqdm", lambda items, **_: items):
+            quantized = AutoModel.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # A GGUF-loaded model refuses save_pretrained: rebuild it plainly from its config and weights.
         config = quantized.config
         del config.quantization_config
