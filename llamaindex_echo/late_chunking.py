@@ -56,6 +56,9 @@ class EchoLateChunking(TransformComponent):
         by_document: dict[str, list[TextNode]] = {document.doc_id: [] for document in documents}
         alone: list[TextNode] = []
         for chunk in chunks:
+            if not isinstance(chunk, TextNode):
+                raise InputError(f"the splitter gave a {type(chunk).__name__} ({chunk.node_id}): late chunking pools "
+                                 "text nodes, whose place in their document is known")  # fmt: skip
             if chunk.get_content(metadata_mode=MetadataMode.NONE).strip():
                 by_document[chunk.ref_doc_id or ""].append(chunk)
             else:

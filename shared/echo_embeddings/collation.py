@@ -19,12 +19,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from .causality import is_causal
 from .tokenization import ModelInput
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def plan_batches(
@@ -81,16 +84,17 @@ PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma",
 padded batches in the tests)."""
 
 
-def can_pack(model: Any, max_length: int) -> bool:
+def can_pack(model: PreTrainedModel, max_length: int | None) -> bool:
     """Whether ``model``'s passes can be packed: causal, a family in ``PACKABLE_MODEL_TYPES``, eager or SDPA
-    attention, and any sliding window at least ``max_length`` long (the mask leaves it out)."""
+    attention, and any sliding window at least ``max_length`` long (the mask leaves it out; None: inputs of any
+    length, which no window covers)."""
     config = model.config
     window = getattr(config, "sliding_window", None)
     return (
         is_causal(model)
         and config.model_type in PACKABLE_MODEL_TYPES
         and getattr(config, "_attn_implementation", None) in ("eager", "sdpa")
-        and (window is None or window >= max_length)
+        and (window is None or (max_length is not None and window >= max_length))
     )
 
 

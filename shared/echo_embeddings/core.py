@@ -5,17 +5,18 @@ stats and quantization on top) and the sentence-transformers module
 [EchoTransformer][echo_embeddings.st.EchoTransformer] (a thin adapter to sentence-transformers' module protocol,
 through which training runs). The core owns what decides a
 vector: the checks of the settings against the model, the template tokenizer for each length bound, which
-instruction a form reads, the shared prefix and its cached states (the pass from token ids to states runs through
-``prefix_cache``), pooling, and the settings fingerprint.
+instruction a form reads, the shared prefix and its cached states, the pass from a collated batch to token states
+([EchoCore.states][]), pooling, and the settings fingerprint.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .causality import is_causal
+from .collation import unpack
 from .config import EchoConfig
 from .errors import ConfigError
 from .loading import LoadedModel
@@ -23,6 +24,10 @@ from .pooling import pool, pool_spans
 from .prefix_cache import PrefixCache, whole_pass_tokens
 from .templates import PoolingName, Template
 from .tokenization import TemplateTokenizer
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 
 class EchoCore:
@@ -39,7 +44,7 @@ class EchoCore:
         self.config = config
         self.template: Template = config.resolved_template
         self.pooling: PoolingName = config.resolved_pooling
-        self.model: Any = loaded.model
+        self.model: PreTrainedModel | PeftModel = loaded.model
         self.whole_from = whole_pass_tokens(loaded.device)  # the long-input policy of this device
         self.prefix_cache = PrefixCache(self.model, whole_from=self.whole_from)
         self._tokenizers: dict[int | None, TemplateTokenizer] = {}
@@ -90,6 +95,33 @@ class EchoCore:
             return ()
         return (tokenizer or self.tokenizer()).shared_prefix(query=query, instruction=instruction)
 
+    def states(
+        self, prefix: tuple[int, ...], batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each row's hidden states after ``prefix``, its token mask and its pooled span's mask, on the model's device.
+
+        ``batch`` is [collate][echo_embeddings.collation.collate]'s or
+        [collate_packed][echo_embeddings.collation.collate_packed]'s, with ``prefix`` (which every row starts with)
+        left out. Outside training the prefix's states come from the cache; with gradients on (training) every row
+        runs whole, prefix included, so that the gradients reach the prefix's states too.
+        """
+        device = self.loaded.device
+        input_ids, pool_mask = batch["input_ids"].to(device), batch["pool_mask"].to(device)
+        if "gather_index" in batch:  # packed rows
+            hidden = self.prefix_cache.forward(
+                prefix, input_ids, batch["attention_mask"].to(device), batch["position_ids"].to(device)
+            )
+            return unpack(hidden, batch["gather_index"].to(device)), batch["token_mask"].to(device), pool_mask
+        token_mask = batch["attention_mask"].to(device)
+        if not (self.model.training or torch.is_grad_enabled()):
+            return self.prefix_cache.forward(prefix, input_ids, token_mask), token_mask, pool_mask
+        head = torch.tensor(prefix, dtype=input_ids.dtype, device=device).expand(len(input_ids), -1)
+        whole = self.model(
+            input_ids=torch.cat([head, input_ids], dim=1),
+            attention_mask=torch.cat([torch.ones_like(head), token_mask], dim=1),
+        ).last_hidden_state
+        return whole[:, len(prefix) :], token_mask, pool_mask
+
     def pool(
         self, hidden: torch.Tensor, pool_mask: torch.Tensor, token_mask: torch.Tensor, *, normalize: bool
     ) -> torch.Tensor:
@@ -114,7 +146,7 @@ class EchoCore:
         vectors = vectors[..., : self.config.truncate_dim]
         return torch.nn.functional.normalize(vectors, dim=-1) if self.config.normalize else vectors
 
-    def replace_model(self, model: Any) -> None:
+    def replace_model(self, model: PreTrainedModel | PeftModel) -> None:
         """Run ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
         self.model = model
         self.prefix_cache = PrefixCache(model, whole_from=self.whole_from)

@@ -6,12 +6,12 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
 
-from .collation import can_pack, collate, collate_packed, plan_batches, unpack
+from .collation import can_pack, collate, collate_packed, plan_batches
 from .config import LOADING_KEYS, EchoConfig
 from .core import EchoCore
 from .errors import ConfigError
@@ -21,6 +21,9 @@ from .quantization import shrink
 from .templates import PoolingName, Template
 from .texts import check_texts
 from .tokenization import ModelInput, TemplateTokenizer, TruncationWarning
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["EchoEncoder", "EncodeStats", "TruncationWarning"]
 
@@ -105,12 +108,12 @@ class EchoEncoder:
         return self._core.tokenizer()
 
     @property
-    def model(self) -> Any:
+    def model(self) -> PreTrainedModel:
         """The underlying transformers model (no LM head)."""
         return self._loaded.model
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         """The model's Hugging Face tokenizer."""
         return self._loaded.tokenizer
 
@@ -242,7 +245,9 @@ class EchoEncoder:
                 owners = np.array([chunk_start + item.text for item in items])
                 np.add.at(windows, owners, 1)
                 text_tokens[owners] = [item.text_tokens for item in items]
-                read_tokens[owners] = [budget if item.truncated else item.text_tokens for item in items]
+                read_tokens[owners] = [
+                    budget if item.truncated and budget is not None else item.text_tokens for item in items
+                ]
                 vectors = self._encode_items(prefix, items, batch_size, bar, windows[owners], chunk_start)
                 alone = windows[owners] == 1
                 out[owners[alone]] = vectors[alone]
@@ -411,21 +416,10 @@ class EchoEncoder:
         self, prefix: tuple[int, ...], items: list[ModelInput]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each item's hidden states after ``prefix`` (one row an item), its token mask and its pooled span's mask."""
-        device, pad_id = self.device, self.template_tokenizer.pad_id
+        pad_id = self.template_tokenizer.pad_id
         if self._packs and len(items) > 1:
-            batch = collate_packed(items, pad_id, len(prefix), self.model.dtype)
-            hidden = self._core.prefix_cache.forward(
-                prefix,
-                batch["input_ids"].to(device),
-                batch["attention_mask"].to(device),
-                batch["position_ids"].to(device),
-            )
-            hidden, token_mask = unpack(hidden, batch["gather_index"].to(device)), batch["token_mask"]
-        else:
-            batch = collate(items, pad_id, len(prefix))
-            token_mask = batch["attention_mask"]
-            hidden = self._core.prefix_cache.forward(prefix, batch["input_ids"].to(device), token_mask.to(device))
-        return hidden, token_mask.to(device), batch["pool_mask"].to(device)
+            return self._core.states(prefix, collate_packed(items, pad_id, len(prefix), self.model.dtype))
+        return self._core.states(prefix, collate(items, pad_id, len(prefix)))
 
 
 def _from_recipe(load_kwargs: dict[str, Any], config: EchoConfig) -> EchoEncoder:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def read_records(path: Path, fields: dict[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
+def read_records(path: Path, fields: Mapping[str, type | tuple[type, ...]]) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of a ``.jsonl`` file, each checked to have ``fields`` of the given types (a number
     finite: JSON readers take NaN and Infinity)."""
     path = _existing_file(path)
@@ -228,7 +228,9 @@ def _csv_records(path: Path, numbers: tuple[str, ...]) -> Iterator[tuple[str, di
                     continue
                 if len(cells) != len(header):
                     raise InputError(f"{where}: {len(cells)} cells, but the header names {len(header)} columns")
-                record = {name: cell if cell != "" else None for name, cell in zip(header, cells, strict=True)}
+                record: dict[str, Any] = {
+                    name: cell if cell != "" else None for name, cell in zip(header, cells, strict=True)
+                }
                 for name in numbers:
                     if record.get(name) is not None:
                         try:
@@ -347,6 +349,7 @@ class EmbeddingWriter:
                                          schema=self._parquet.schema)  # fmt: skip
             self._parquet.write_table(table)
         else:
+            assert self._jsonl is not None  # opened for .jsonl
             for row_id, vector in zip(ids, vectors, strict=True):
                 self._jsonl.write(json.dumps({"id": row_id, "embedding": vector.tolist()}) + "\n")
         self.written += len(vectors)
@@ -381,7 +384,7 @@ class EmbeddingWriter:
         elif self.suffix == ".parquet":
             if self._parquet is not None:
                 self._parquet.close()
-        else:
+        elif self._jsonl is not None:
             self._jsonl.close()
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import EchoConfig
 from .digests import content_digest
 from .templates import template_spec
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "config.json", "tokenizer*", "*.model", "vocab*", "merges.txt")
 """The files of a model folder whose content decides its vectors (settings files aside: they are read as settings)."""
@@ -26,7 +30,7 @@ NEUTRAL_MODEL_KWARGS = frozenset({"token", "local_files_only", "trust_remote_cod
 """The ``model_kwargs`` options that only decide how or from where a model loads, not its vectors."""
 
 
-def weights_identity(source: str, model: Any) -> str:
+def weights_identity(source: str, model: PreTrainedModel | PeftModel) -> str:
     """What identifies the loaded weights: the SHA-256 of a local folder's ``WEIGHT_FILES``, or a hub id with
     the commit it was loaded from."""
     folder = Path(source)

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +27,9 @@ from .config import AttentionName
 from .errors import ConfigError, ModelError
 from .model_cache import converted_gguf
 from .shipped import BASE_MODEL, DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .trained import trained_model
 
 logger = logging.getLogger(__name__)
@@ -45,8 +48,8 @@ _TOKENIZER_KWARGS = ("revision", "trust_remote_code", "token", "local_files_only
 class LoadedModel:
     """A model without its LM head, in eval mode, with its tokenizer."""
 
-    model: Any  # transformers.PreTrainedModel
-    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     name: str
     load_kwargs: dict[str, Any]  # the keyword arguments of load_model that give this model back
     source: str = ""  # the folder or hub id it was loaded from ("" for a model built in memory)

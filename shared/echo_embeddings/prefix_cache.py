@@ -11,9 +11,13 @@ import copy
 import inspect
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 MAX_PREFIXES = 16
 
@@ -34,12 +38,12 @@ class PrefixCache:
     """Runs ``model`` on batches that all start with the same token prefix, computing the prefix only once; a lone
     unpadded input of ``whole_from`` tokens or more (None: never) runs whole instead, with no mask."""
 
-    def __init__(self, model: Any, *, whole_from: int | None = None) -> None:
+    def __init__(self, model: PreTrainedModel | PeftModel, *, whole_from: int | None = None) -> None:
         self.model = model
         self.whole_from = whole_from
         # transformers 5 renamed the forward argument past_key_values -> cache; accept either. A wrapper such as
         # peft's PeftModel forwards **kwargs, so ask the model it wraps: a wrong name would be silently ignored.
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = getattr(model, "get_base_model", lambda: model)()
         params = inspect.signature(base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()

@@ -108,13 +108,18 @@ def read_jsonl(path: str, text_column: str = "text") -> ray.data.Dataset:
 
 def split_errors(embedded: ray.data.Dataset) -> tuple[ray.data.Dataset, ray.data.Dataset]:
     """``(good rows without the error column, bad rows without the embedding column)``."""
-    good = embedded.map_batches(_rows_where_error_is_null, fn_args=(True,), batch_format="pyarrow")
-    bad = embedded.map_batches(_rows_where_error_is_null, fn_args=(False,), batch_format="pyarrow")
+    good = embedded.map_batches(_good_rows, batch_format="pyarrow")
+    bad = embedded.map_batches(_bad_rows, batch_format="pyarrow")
     return good.drop_columns([ERROR_COLUMN]), bad.drop_columns([EMBEDDING_COLUMN])
 
 
-def _rows_where_error_is_null(table: pa.Table, is_null: bool) -> pa.Table:
+def _good_rows(table: pa.Table) -> pa.Table:
     import pyarrow.compute as pc
 
-    mask = pc.is_null(table.column(ERROR_COLUMN))
-    return table.filter(mask if is_null else pc.invert(mask))
+    return table.filter(pc.is_null(table.column(ERROR_COLUMN)))
+
+
+def _bad_rows(table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    return table.filter(pc.is_valid(table.column(ERROR_COLUMN)))

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -36,6 +36,12 @@ from .loading import load_model
 from .templates import PoolingName, Template
 from .texts import check_texts
 from .tokenization import one_truncation_warning
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from sentence_transformers.base.modality_types import PairInput, SingleInput
+    from transformers import PreTrainedModel
+    from typing_extensions import Self
 
 
 class EchoTransformer(InputModule):
@@ -63,7 +69,7 @@ class EchoTransformer(InputModule):
             raise ConfigError("truncation='windows' gives a text several inputs; sentence-transformers needs one")
         # Not shared with other encoders: sentence-transformers moves, casts and trains its modules.
         self._loaded = load_model(config.model_name, **config.loading_options(), shared=False)
-        self.auto_model = self._loaded.model
+        self.auto_model: PreTrainedModel | PeftModel = self._loaded.model
         self.tokenizer = self._loaded.tokenizer
         self.echo_config = config
 
@@ -97,7 +103,7 @@ class EchoTransformer(InputModule):
     def get_embedding_dimension(self) -> int:
         return self.echo_config.truncate_dim or int(self.auto_model.config.hidden_size)
 
-    def replace_model(self, model: torch.nn.Module) -> None:
+    def replace_model(self, model: PreTrainedModel | PeftModel) -> None:
         """Use ``model`` (the same network, e.g. wrapped with LoRA adapters or merged) from now on."""
         self.auto_model = model
         self.core.replace_model(model)
@@ -108,13 +114,14 @@ class EchoTransformer(InputModule):
 
     def preprocess(
         self,
-        inputs: Sequence[str],
+        inputs: Sequence[SingleInput | PairInput],
         prompt: str | None = None,
         task: str | None = None,
         max_length: int | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Template, tokenize and pad a batch: query form if ``task == "query"``; ``prompt`` is the instruction.
+        """Template, tokenize and pad a batch of texts (any other input is an InputError naming its index): query
+        form if ``task == "query"``; ``prompt`` is the instruction.
 
         Without a prompt (None or ``""``), the config's ``query_instruction``/``document_instruction`` apply, then
         the template's, as in ``EchoEncoder.encode``. ``max_length`` (a trainer's per-call override) bounds this
@@ -126,32 +133,25 @@ class EchoTransformer(InputModule):
         items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
         cut = sum(item.truncated for item in items)
         budget = tokenizer.budget(query=query, instruction=instruction)
-        trainer_cut = max_length is not None and budget is not None and budget < tokenizer.max_text_tokens
+        trainer_cut = (
+            max_length is not None
+            and budget is not None
+            and (tokenizer.max_text_tokens is None or budget < tokenizer.max_text_tokens)
+        )
         remedy = "raise train_max_length (the trainer's max_length) to read more" if trainer_cut else None
         tokenizer.warn_truncated(cut, len(items), query=query, instruction=instruction, remedy=remedy)
-        features = collate(items, tokenizer.pad_id)
         prefix = self.core.shared_prefix(query=query, instruction=instruction, tokenizer=tokenizer)
+        features: dict[str, Any] = collate(items, tokenizer.pad_id, len(prefix))
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
         return features
 
-    def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
-        """Token states of every input; outside training, only of what follows the shared prefix (masks cut to match).
-
-        Every input starts with ``prefix_ids``, whose keys and values the prefix cache computes once per model.
-        In training mode (or with gradients on) every sequence runs whole, so gradients reach the prefix too.
-        """
-        prefix = features.get("prefix_ids", ())
-        if prefix and not self.training and not torch.is_grad_enabled():
-            cut = len(prefix)
-            for key in ("input_ids", "attention_mask", "pool_mask"):
-                features[key] = features[key][:, cut:]
-            hidden = self.core.prefix_cache.forward(prefix, features["input_ids"], features["attention_mask"])
-        else:
-            hidden = self.auto_model(
-                input_ids=features["input_ids"], attention_mask=features["attention_mask"]
-            ).last_hidden_state
-        features["token_embeddings"] = hidden
-        features["sentence_embedding"] = self.core.vectors(hidden, features["pool_mask"], features["attention_mask"])
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Token states of what follows the shared prefix ``prefix_ids`` in every input, and the vectors
+        ([EchoCore.states][echo_embeddings.core.EchoCore.states]: the prefix's states come from the cache outside
+        training; in training every sequence runs whole, so gradients reach the prefix too)."""
+        hidden, token_mask, pool_mask = self.core.states(features.get("prefix_ids", ()), features)
+        features.update(token_embeddings=hidden, attention_mask=token_mask, pool_mask=pool_mask)
+        features["sentence_embedding"] = self.core.vectors(hidden, pool_mask, token_mask)
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
@@ -177,10 +177,15 @@ class EchoTransformer(InputModule):
         cache_folder: str | None = None,
         revision: str | None = None,
         local_files_only: bool = False,
+        init_defaults: dict[str, Any] | None = None,
+        *,
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> EchoTransformer:
+    ) -> Self:
+        """The module saved in ``model_name_or_path`` (a folder or hub id), with its ``echo_config.json``'s settings
+        (``init_defaults``, sentence-transformers' defaults for a module's config, are not used: the folder's file
+        holds every setting)."""
         # The folder's echo_config.json is read by EchoConfig.create; for a hub model, fetch it here.
         try:
             config = cls.load_config(
@@ -230,6 +235,15 @@ class EchoSentenceTransformer(SentenceTransformer):
     """A ``SentenceTransformer`` that checks the whole input list before sentence-transformers sorts and batches it,
     so a bad item is named by the caller's own index (the module only ever sees one sorted batch)."""
 
+    @property
+    def echo_transformer(self) -> EchoTransformer:
+        """The first module: the echo reading of the model (a [ConfigError][echo_embeddings.errors.ConfigError] if
+        another module was put there)."""
+        module = self[0]
+        if not isinstance(module, EchoTransformer):
+            raise ConfigError(f"the first module is a {type(module).__name__}, not an EchoTransformer")
+        return module
+
     def encode(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(inputs, str):  # a single str is sentence-transformers' own shorthand for one text
             check_texts(inputs)
@@ -243,7 +257,7 @@ class EchoSentenceTransformer(SentenceTransformer):
             return super().encode(inputs, *args, **kwargs)
 
 
-def sentence_transformer(model_name: str | None = None, **settings: Any) -> SentenceTransformer:
+def sentence_transformer(model_name: str | None = None, **settings: Any) -> EchoSentenceTransformer:
     """A ``SentenceTransformer`` that embeds with echo: the same vectors as ``EchoEncoder`` with these settings.
 
     ``settings`` are [EchoConfig][echo_embeddings.config.EchoConfig] fields. ``model.encode_query`` uses the

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 PoolingName = Literal["mean", "last", "mean-last", "mean+last"]
 """``mean`` over the pooled span, ``last`` the input's final token, ``mean-last`` the mean over both, ``mean+last``
@@ -235,7 +235,7 @@ def resolve_template(spec: TemplateLike) -> Template:
             spec.get("query"),
             name=spec.get("name", "custom"),
             instruction=spec.get("instruction"),
-            pooling=spec.get("pooling", "mean"),
+            pooling=cast(PoolingName, spec.get("pooling", "mean")),  # checked there
         )
     raise TypeError(f"template must be a name, a pattern string, a mapping or a Template, got {type(spec).__name__}")
 

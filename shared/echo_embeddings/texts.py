@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 
-def check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: object) -> list[str]:
     """``texts`` as a list, or a TypeError: for anything but an ordered sequence, or naming the first item that is
     not a str (by index and type).
 

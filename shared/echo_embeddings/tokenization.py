@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import FrameType
 from typing import Any, Literal
 
 from .errors import ConfigError, TextTooLongError
@@ -385,7 +386,8 @@ _INTERNAL_MODULES = (
 
 def _caller_stacklevel() -> int:
     """``warnings.warn``'s stacklevel of the first frame outside _INTERNAL_MODULES, from ``warn_truncated`` up."""
-    level, frame = 2, sys._getframe(2)  # frame 1 is warn_truncated (stacklevel 1), frame 2 its caller
+    level = 2
+    frame: FrameType | None = sys._getframe(2)  # frame 1 is warn_truncated (stacklevel 1), frame 2 its caller
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL_MODULES):
         level, frame = level + 1, frame.f_back
     return level

@@ -113,10 +113,10 @@ def _library_log(*, quiet: bool) -> Iterator[None]:
         library.setLevel(level)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record comes (a test's capture, a redirect)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, TextTooLongError
 from ..instructions import INSTRUCTIONS, resolve_instruction
 from . import report
 from .options import SETTING_OPTIONS, encoder_from, model_options, positive_int, run_options
+
+if TYPE_CHECKING:
+    from ..encoder import EchoEncoder
 
 VECTOR_KEYS = (
     "template", "pooling", "max_text_tokens", "max_length", "truncation", "normalize", "query_instruction",
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     report(f"wrote {rows} embeddings of dimension {encoder.dim} to {args.output}")
 
 
-def _check_lengths(encoder: Any, args: argparse.Namespace) -> None:
+def _check_lengths(encoder: EchoEncoder, args: argparse.Namespace) -> None:
     """With --truncation error, refuse a text longer than the encoder reads, by file and row, before any pass."""
     from ..files import read_texts
 

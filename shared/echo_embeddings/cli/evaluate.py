@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.report import markdown_table, write_report
     from ..hub_data import resolve_data
 
-    data = [resolve_data(d) for d in args.data] if isinstance(args.data, list) else resolve_data(args.data)
+    data = [resolve_data(d) for d in args.data] if isinstance(args.data, list) else [resolve_data(args.data)]
     show_progress = not args.quiet
     arms = []
     for template in args.template or [None]:
@@ -129,11 +129,11 @@ def run(args: argparse.Namespace) -> None:
     elif args.task == "retrieval":
         from ..evaluation.retrieval import evaluate_retrieval
 
-        results = evaluate_retrieval(arms, data, args.split, args.limit, args.corpus_limit, args.seed, show_progress)
+        results = evaluate_retrieval(arms, data[0], args.split, args.limit, args.corpus_limit, args.seed, show_progress)
     else:
         from ..evaluation.toy import evaluate_toy
 
-        results = evaluate_toy(arms, data)
+        results = evaluate_toy(arms, data[0])
     model = arms[0].encoder.model_name
     write_report(args.out, model, results, args.command_line)
     print(markdown_table(model, results, args.command_line))

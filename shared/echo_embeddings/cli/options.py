@@ -18,6 +18,8 @@ from ..errors import InputError
 from . import report
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..encoder import EchoEncoder
 
 SETTING_OPTIONS = {
@@ -84,7 +86,7 @@ def apply_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def config_options(parser: argparse.ArgumentParser, config: type, title: str) -> None:
+def config_options(parser: argparse.ArgumentParser, config: type[BaseModel], title: str) -> None:
     """An option group with an option per field of the pydantic ``config``: ``--field-name``."""
     group = parser.add_argument_group(title)
     for name, field in config.model_fields.items():

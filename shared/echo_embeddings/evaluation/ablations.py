@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,20 @@ class Ablations:
     def arm(self, template: str, pooling: PoolingName, encoder: EchoEncoder | None = None) -> Arm:
         return Arm((encoder or self.encoder).with_settings(template=template, pooling=pooling))
 
+    def dev_arm(
+        self,
+        template: str,
+        pooling: PoolingName,
+        encoder: EchoEncoder | None = None,
+        tasks: Sequence[str] = ("sts", "retrieval"),
+    ) -> dict[str, float]:
+        """[dev][] of the arm reading ``template`` with ``pooling``."""
+        return self.dev(self.arm(template, pooling, encoder), tasks)
+
+    def test_arm(self, template: str, pooling: PoolingName) -> dict[str, float]:
+        """[test][] of the arm reading ``template`` with ``pooling``."""
+        return self.test(self.arm(template, pooling))
+
     def dev(self, arm: Arm, tasks: Sequence[str] = ("sts", "retrieval")) -> dict[str, float]:
         """Development scores: ``sts`` (STS-B dev Spearman), ``retrieval`` (SciFact train nDCG@10),
         ``classification`` (Banking77 train probe accuracy). Each is computed once per template, pooling and
@@ -168,7 +183,7 @@ class Ablations:
         for strategy, (wordings, pooling) in STRATEGIES.items():
             for i, wording in enumerate(wordings):
                 row = self.timed("prompts", f"{strategy}-{i + 1}", wording, pooling,
-                                 lambda w=wording, p=pooling: self.dev(self.arm(w, p)))  # fmt: skip
+                                 partial(self.dev_arm, wording, pooling))  # fmt: skip
                 rows.append({**row, "strategy": strategy})
         return rows
 
@@ -180,7 +195,7 @@ class Ablations:
                 template = copies_template(copies, copies if pooled == "last" else pooled)  # type: ignore[arg-type]
                 pooling: PoolingName = "last" if pooled == "last" else "mean"
                 row = self.timed("copies", f"{copies} copies, pool {pooled}", template, pooling,
-                                 lambda t=template, p=pooling: self.dev(self.arm(t, p), ("sts",)))  # fmt: skip
+                                 partial(self.dev_arm, template, pooling, tasks=("sts",)))  # fmt: skip
                 rows.append({**row, "copies": copies, "pooled": pooled})
         return rows
 
@@ -194,7 +209,7 @@ class Ablations:
             template, pooling = REFERENCES[name]
             for attention, encoder in (("causal", self.encoder), ("bidirectional", both_ways)):
                 row = self.timed("bidirectional", f"{name}, {attention}", template, pooling,
-                                 lambda t=template, p=pooling, e=encoder: self.dev(self.arm(t, p, e)))  # fmt: skip
+                                 partial(self.dev_arm, template, pooling, encoder))  # fmt: skip
                 rows.append({**row, "attention": attention})
         return rows
 
@@ -211,21 +226,21 @@ class Ablations:
     def candidates(self) -> dict[str, Any]:
         """Dev scores of the references and candidates; the chosen candidate; test scores of the finalists."""
         tasks = ("sts", "retrieval", "classification")
-        dev = {name: self.timed("candidates (dev)", name, t, p, lambda t=t, p=p: self.dev(self.arm(t, p), tasks))
+        dev = {name: self.timed("candidates (dev)", name, t, p, partial(self.dev_arm, t, p, tasks=tasks))
                for name, (t, p) in {**REFERENCES, **SUMMARY_CANDIDATES}.items()}  # fmt: skip
         beats = [name for name in SUMMARY_CANDIDATES
                  if all(dev[name]["scores"][k] > max(dev["echo"]["scores"][k], dev["prompteol"]["scores"][k])
                         for k in ("sts", "retrieval"))]  # fmt: skip
         best = max(beats or SUMMARY_CANDIDATES, key=lambda n: dev[n]["scores"]["sts"] + dev[n]["scores"]["retrieval"])
         finalists = {**REFERENCES, best: SUMMARY_CANDIDATES[best]}
-        test = {name: self.timed("candidates (test)", name, t, p, lambda t=t, p=p: self.test(self.arm(t, p)))
+        test = {name: self.timed("candidates (test)", name, t, p, partial(self.test_arm, t, p))
                 for name, (t, p) in finalists.items()}  # fmt: skip
         return {"dev": dev, "beats_echo_and_prompteol_on_dev": beats, "chosen": best if beats else None,
                 "best": best, "test": test}  # fmt: skip
 
     def references_on_test(self) -> dict[str, dict]:
         return {name: self.timed("models", f"{self.encoder.model_name}: {name}", t, p,
-                                 lambda t=t, p=p: self.test(self.arm(t, p)))
+                                 partial(self.test_arm, t, p))
                 for name, (t, p) in REFERENCES.items()}  # fmt: skip
 
 

@@ -53,4 +53,4 @@ class Arm:
     def _first_halves(self, texts: list[str]) -> list[str]:
         tokenizer = self.encoder.tokenizer
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [tokenizer.decode(row[: math.ceil(len(row) / 2)]) for row in ids]
+        return tokenizer.batch_decode([row[: math.ceil(len(row) / 2)] for row in ids])

@@ -20,7 +20,9 @@ from .report import Result
 def load_labelled(path: Path, per_label: int | None = None, skip_per_label: int = 0) -> tuple[list[str], list[str]]:
     """``text`` and ``label`` columns of a JSONL file, at most ``per_label`` texts of each label after its first
     ``skip_per_label`` (so one file gives disjoint parts)."""
-    texts, labels, seen = [], [], {}
+    texts: list[str] = []
+    labels: list[str] = []
+    seen: dict[str, int] = {}
     for record in read_records(path, {"text": str, "label": (str, int)}):
         label = str(record["label"])
         seen[label] = seen.get(label, 0) + 1

@@ -10,13 +10,13 @@ import numpy as np
 
 def rank_with_ties(values: Sequence[float]) -> np.ndarray:
     """1-based ranks; tied values share the average of the ranks they span."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    ranks = np.empty(len(values), dtype=np.float64)
+    array = np.asarray(values, dtype=np.float64)
+    order = np.argsort(array, kind="stable")
+    sorted_values = array[order]
+    ranks = np.empty(len(array), dtype=np.float64)
     start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
+    for end in range(1, len(array) + 1):
+        if end == len(array) or sorted_values[end] != sorted_values[start]:
             ranks[order[start:end]] = (start + 1 + end) / 2
             start = end
     return ranks

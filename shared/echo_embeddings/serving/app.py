@@ -15,7 +15,7 @@ import hmac
 import socket
 import time
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import orjson
@@ -31,6 +31,9 @@ from ..errors import ConfigError, InputError, TextTooLongError
 from ..quantization import truncate
 from .batcher import DynamicBatcher, QueueFull
 from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from ..encoder import EchoEncoder
 
 
 class EmbeddingRequest(BaseModel):
@@ -82,7 +85,7 @@ class _Metrics:
         self.pass_seconds.observe(seconds)
 
 
-def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
+def create_app(encoder: EchoEncoder, config: ServerConfig) -> FastAPI:
     """The FastAPI application serving ``encoder`` (an [EchoEncoder][echo_embeddings.EchoEncoder])."""
     if encoder.config.precision != "float32":
         raise ConfigError(f"precision={encoder.config.precision!r}: the server answers float vectors (OpenAI's format)")
@@ -146,9 +149,10 @@ def create_app(encoder: Any, config: ServerConfig) -> FastAPI:
     async def embeddings(request: Request) -> Response:
         start = time.perf_counter()
         body = _parse(await _read_body(request, config.max_body_bytes))
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if texts and not isinstance(texts[0], str):
+        items = [body.input] if isinstance(body.input, str) else body.input
+        if items and not isinstance(items[0], str):
             raise ApiError(400, "token-id arrays are not supported: send the texts as strings", param="input")
+        texts = cast(list[str], items)  # the model's type allows no list that mixes strings and numbers
         _check_request(body, texts, name, dimensions, config)
         query = body.input_type == "query" or body.model == name + ":query"
         try:
@@ -196,7 +200,7 @@ def bind(config: ServerConfig) -> socket.socket:
     return sock
 
 
-def serve(encoder: Any, config: ServerConfig, sock: socket.socket | None = None) -> None:
+def serve(encoder: EchoEncoder, config: ServerConfig, sock: socket.socket | None = None) -> None:
     """Serve on ``sock`` (else a socket bound here) until SIGINT/SIGTERM; in-flight requests finish first."""
     import uvicorn
 
@@ -266,7 +270,7 @@ def _parse(raw: bytes) -> EmbeddingRequest:
         raise ApiError(400, message, param=param) from None
 
 
-def served_dimensions(encoder: Any) -> list[int]:
+def served_dimensions(encoder: EchoEncoder) -> list[int]:
     """The ``dimensions`` a request may ask for: the encoder's, and the smaller sizes its model was trained for
     (``matryoshka_dims``); vLLM likewise refuses sizes a model was not trained for."""
     trained = encoder.config.matryoshka_dims or []

@@ -18,11 +18,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..errors import EchoEmbeddingsError
+
+if TYPE_CHECKING:
+    from ..encoder import EchoEncoder
 
 Form = tuple[bool, str | None]
 """How a text is embedded: (query form?, instruction)."""
@@ -66,7 +69,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        encoder: Any,
+        encoder: EchoEncoder,
         *,
         capacity: int,
         batch_size: int,
@@ -136,7 +139,8 @@ class DynamicBatcher:
         """Up to ``batch_size`` queued texts of the oldest text's form, oldest first; the rest stay queued."""
         with self._condition:
             form = self._pending[0][0].form
-            taken, kept = [], deque()
+            taken: list[tuple[_Request, int]] = []
+            kept: deque[tuple[_Request, int]] = deque()
             while self._pending:
                 item = self._pending.popleft()
                 (taken if item[0].form == form and len(taken) < self.batch_size else kept).append(item)

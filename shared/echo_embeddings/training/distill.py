@@ -12,13 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import EchoConfig, validated
 from ..errors import ConfigError
 from ..extras import TRAIN_MODULES, require
 from .config import TrainingConfig
 from .trainer import CHECKPOINTS, check_output, checkpoint_trainer, save_trained, with_lora
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
+    from ..st import EchoSentenceTransformer
 
 CONTRASTIVE_ONLY = frozenset({"mini_batch_size", "scale", "hard_negatives", "mining_margin"})
 """TrainingConfig fields of the contrastive loss, which distillation does not use (nor ``save_steps``)."""
@@ -29,9 +34,9 @@ def distill(
     *,
     teacher: str | os.PathLike,
     output_dir: str | os.PathLike,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[TrainerCallback] = (),
     **settings: Any,
-):
+) -> EchoSentenceTransformer:
     """Train a student to embed ``texts`` as ``teacher`` does, save it to ``output_dir`` and return it.
 
     ``teacher`` is a model folder or name that [EchoEncoder.from_pretrained][] loads with its own settings.
@@ -66,12 +71,14 @@ def distill(
     from ..encoder import EchoEncoder
     from ..st import sentence_transformer
 
-    device_settings = {k: student[k] for k in ("device", "dtype") if k in student}
-    targets = EchoEncoder.from_pretrained(str(teacher), **device_settings).encode(texts, show_progress=True)
+    teacher_encoder = EchoEncoder.from_pretrained(
+        str(teacher), device=student.get("device"), dtype=student.get("dtype")
+    )
+    targets = teacher_encoder.encode(texts, show_progress=True)
     set_seed(options.seed)
     model = sentence_transformer(**student)
     if options.lora:
-        model[0].replace_model(with_lora(model[0].auto_model, options))
+        model.echo_transformer.replace_model(with_lora(model.echo_transformer.auto_model, options))
     dataset = Dataset.from_dict({"text": texts, "label": targets.tolist()})
     checkpoints = output_dir / CHECKPOINTS
     # No checkpoints: without the teacher's vectors they could not resume anything.

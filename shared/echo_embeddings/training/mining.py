@@ -10,15 +10,18 @@ Rows for which no candidate passes keep no negatives (and train on in-batch nega
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .data import TrainingRow
+
+if TYPE_CHECKING:
+    from ..st import EchoSentenceTransformer
 
 logger = logging.getLogger(__name__)
 
 
 def mine_negatives(
-    rows: list[TrainingRow], model: Any, *, count: int, margin: float, batch_size: int
+    rows: list[TrainingRow], model: EchoSentenceTransformer, *, count: int, margin: float, batch_size: int
 ) -> tuple[list[TrainingRow], int]:
     """``(rows, unmatched)``: ungraded rows without negatives get up to ``count`` mined ones; ``unmatched`` got none.
 

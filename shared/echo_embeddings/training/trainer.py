@@ -28,7 +28,7 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer
@@ -42,6 +42,14 @@ from ..shipped import BASE_MODEL
 from ..tokenization import TruncationWarning
 from .config import TrainingConfig
 from .data import TrainingRow, group_rows, read_training_rows
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+    from peft import PeftModel
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+    from transformers import PreTrainedModel
+
+    from ..st import EchoSentenceTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +66,9 @@ def train(
     data: Sequence[str | os.PathLike] | Sequence[TrainingRow],
     *,
     output_dir: str | os.PathLike,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[TrainerCallback] = (),
     **settings: Any,
-):
+) -> EchoSentenceTransformer:
     """Fine-tune and save to ``output_dir``; returns the trained ``SentenceTransformer``.
 
     ``data`` is training files (``.jsonl``/``.csv``/``.parquet``, see ``echo_embeddings.training.data``) or rows.
@@ -91,16 +99,16 @@ def train(
 
     set_seed(options.seed)
     model = sentence_transformer(**model_settings)
+    transformer = model.echo_transformer
     if options.lora:
-        check_lora_targets(model[0].auto_model, options)
-    dim = model.get_embedding_dimension()
+        check_lora_targets(transformer.auto_model, options)
+    dim = transformer.get_embedding_dimension()
     if options.matryoshka_dims and not all(0 < d <= dim for d in options.matryoshka_dims):
         raise ConfigError(f"matryoshka_dims: each must be from 1 to the model's {dim}, got {options.matryoshka_dims}")
     if not options.resume:
         rows = _with_hard_negatives(rows, model, options)
         checkpoints.mkdir(parents=True, exist_ok=True)
         _write_rows(rows, checkpoints / ROWS_FILE)
-    transformer = model[0]
     if options.lora:
         transformer.replace_model(with_lora(transformer.auto_model, options))
     trainer = _trainer(model, rows, options, checkpoints, callbacks)
@@ -115,12 +123,19 @@ def train(
     return model
 
 
-def save_trained(model: Any, trainer: Any, options: TrainingConfig, output_dir: Path, about: dict) -> None:
+def save_trained(
+    model: EchoSentenceTransformer,
+    trainer: SentenceTransformerTrainer,
+    options: TrainingConfig,
+    output_dir: Path,
+    about: dict[str, Any],
+) -> None:
     """Merge LoRA adapters into the weights, save the servable folder, and write its training log (``about``
     plus the options and the trainer's log)."""
-    transformer = model[0]
+    transformer = model.echo_transformer
     if options.lora:
-        transformer.replace_model(transformer.auto_model.merge_and_unload())
+        # peft's PeftModel forwards merge_and_unload to its LoraModel, which gives the model it wrapped back.
+        transformer.replace_model(transformer.auto_model.merge_and_unload())  # type: ignore[operator]
     model.eval()
     model.save(str(output_dir))
     log = {**about, "training": options.model_dump(), "log": trainer.state.log_history}
@@ -172,7 +187,7 @@ def preflight(rows: list[TrainingRow], options: TrainingConfig, output_dir: Path
         raise ConfigError(f"output folder {output_dir}: cannot write there ({err.strerror or err})") from None
 
 
-def check_lora_targets(model: Any, options: TrainingConfig) -> None:
+def check_lora_targets(model: torch.nn.Module, options: TrainingConfig) -> None:
     """Every ``lora_target_modules`` name ends some module's name (as peft matches them), before mining."""
     if not options.lora_target_modules:
         return
@@ -183,12 +198,14 @@ def check_lora_targets(model: Any, options: TrainingConfig) -> None:
         raise ConfigError(f"lora_target_modules: {missing} match no module of the model; its linear layers: {linear}")
 
 
-def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingConfig) -> list[TrainingRow]:
+def _with_hard_negatives(
+    rows: list[TrainingRow], model: EchoSentenceTransformer, options: TrainingConfig
+) -> list[TrainingRow]:
     if not options.hard_negatives or all(row.negatives or row.score is not None for row in rows):
         return rows
     from .mining import mine_negatives
 
-    transformer = model[0]
+    transformer = model.echo_transformer
     config = transformer.echo_config
     transformer.echo_config = config.replace(max_length=options.mining_max_length)
     try:
@@ -205,7 +222,7 @@ def _with_hard_negatives(rows: list[TrainingRow], model: Any, options: TrainingC
     return rows
 
 
-def with_lora(model: Any, options: TrainingConfig) -> Any:
+def with_lora(model: PreTrainedModel | PeftModel, options: TrainingConfig) -> PeftModel:
     """``model`` wrapped by peft with the options' LoRA adapters."""
     from peft import LoraConfig, get_peft_model
 
@@ -229,7 +246,10 @@ def _datasets(rows: list[TrainingRow]) -> tuple[Any, set[str], dict[str, dict[st
         name = f"group{i}"
         kind = "graded pairs (CoSENT)" if scored else f"{negatives} negative(s) each"
         logger.info("  %s: %d rows, %s, instruction: %r", name, len(group), kind, instruction)
-        columns = {"anchor": [r.anchor for r in group], "positive": [r.positive for r in group]}
+        columns: dict[str, list[str | float | None]] = {
+            "anchor": [r.anchor for r in group],
+            "positive": [r.positive for r in group],
+        }
         for k in range(negatives):
             columns[f"negative_{k + 1}"] = [r.negatives[k] for r in group]
         if scored:
@@ -243,8 +263,12 @@ def _datasets(rows: list[TrainingRow]) -> tuple[Any, set[str], dict[str, dict[st
 
 
 def _trainer(
-    model: Any, rows: list[TrainingRow], options: TrainingConfig, checkpoints: Path, callbacks: Sequence[Any]
-) -> Any:
+    model: EchoSentenceTransformer,
+    rows: list[TrainingRow],
+    options: TrainingConfig,
+    checkpoints: Path,
+    callbacks: Sequence[TrainerCallback],
+) -> SentenceTransformerTrainer:
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         CoSENTLoss,
@@ -254,42 +278,44 @@ def _trainer(
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     datasets, graded, prompts, routes = _datasets(rows)
+    loss: torch.nn.Module
     if options.mini_batch_size is None:
         loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     else:
         loss = CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size)
-    cosent = CoSENTLoss(model) if graded else None  # at its own default scale, 20
+    cosent: torch.nn.Module | None = CoSENTLoss(model) if graded else None  # at its own default scale, 20
     if options.matryoshka_dims:  # every loss at each prefix size as well as the full one
-        dims = sorted({model.get_embedding_dimension(), *options.matryoshka_dims}, reverse=True)
+        dims = sorted({model.echo_transformer.get_embedding_dimension(), *options.matryoshka_dims}, reverse=True)
         loss = MatryoshkaLoss(model, loss, matryoshka_dims=dims)
         cosent = MatryoshkaLoss(model, cosent, matryoshka_dims=dims) if cosent else None
+    losses: torch.nn.Module | dict[str, torch.nn.Module] = loss
     if cosent is not None:  # a loss per dataset: CoSENT for graded pairs, InfoNCE for the rest
-        loss = {name: cosent if name in graded else loss for name in datasets}
+        losses = {name: cosent if name in graded else loss for name in datasets}
     arguments = {
         "batch_sampler": BatchSamplers.NO_DUPLICATES,
         "dataloader_drop_last": True,  # a short last batch would have fewer in-batch negatives
         "prompts": prompts or None,
         "router_mapping": routes,
     }
-    return checkpoint_trainer(model, datasets, loss, options, checkpoints, callbacks, **arguments)
+    return checkpoint_trainer(model, datasets, losses, options, checkpoints, callbacks, **arguments)
 
 
 def checkpoint_trainer(
-    model: Any,
-    dataset: Any,
-    loss: Any,
+    model: EchoSentenceTransformer,
+    dataset: Dataset | DatasetDict,
+    loss: torch.nn.Module | dict[str, torch.nn.Module],
     options: TrainingConfig,
     checkpoints: Path,
-    callbacks: Sequence[Any],
+    callbacks: Sequence[TrainerCallback],
     **arguments: Any,
-) -> Any:
+) -> SentenceTransformerTrainer:
     """The sentence-transformers trainer for ``options``: steps, batch, learning rate, seed, STS evaluation,
     checkpoints of the trainable weights, and ``train_max_length``; ``arguments`` add to or replace its training
     arguments."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     evaluator = _sts_evaluator(options) if options.eval_data else None
-    device = model[0].auto_model.device
+    device = model.echo_transformer.auto_model.device
     defaults = {
         "output_dir": str(checkpoints),
         "max_steps": options.steps or -1,
@@ -307,7 +333,7 @@ def checkpoint_trainer(
         "seed": options.seed,
         "data_seed": options.seed,
         "use_cpu": device.type == "cpu",
-        "bf16": model[0].auto_model.dtype == torch.bfloat16,
+        "bf16": model.echo_transformer.auto_model.dtype == torch.bfloat16,
         "report_to": "none",
     }
     args = SentenceTransformerTrainingArguments(**{**defaults, **arguments})
@@ -323,7 +349,7 @@ def checkpoint_trainer(
     return trainer
 
 
-def _sts_evaluator(options: TrainingConfig) -> Any:
+def _sts_evaluator(options: TrainingConfig) -> EmbeddingSimilarityEvaluator:
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     from ..evaluation.sts import load_sts
@@ -374,11 +400,12 @@ class _CheckpointTrainer(SentenceTransformerTrainer):
         from safetensors.torch import save_file
         from transformers.trainer import TRAINING_ARGS_NAME
 
-        output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
+        folder = output_dir or self.args.output_dir
+        assert folder is not None  # checkpoint_trainer sets output_dir
+        os.makedirs(folder, exist_ok=True)
         trainable = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
-        save_file(trainable, os.path.join(output_dir, TRAINABLE_FILE))
-        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        save_file(trainable, os.path.join(folder, TRAINABLE_FILE))
+        torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         from safetensors.torch import load_file
