@@ -76,6 +76,7 @@ def test_packing_is_left_out_where_the_mask_would_not_hold(tiny_model_dir, sp_to
     )
     windowed.model.config.sliding_window = 256  # shorter than an input may be: the packed mask would leave it out
     assert not can_pack(windowed.model, 512) and can_pack(windowed.model, 256)
+    assert not can_pack(windowed.model, None)  # inputs of any length (no bound): no window covers them
 
 
 def test_rows_are_even_and_hold_every_text_once():
