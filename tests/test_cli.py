@@ -235,6 +235,10 @@ def test_the_help_says_what_each_command_uses(capsys, monkeypatch):
         main(["train", "--help"])
     train = capsys.readouterr().out
     assert "--precision" not in train and "--truncate-dim" not in train and "--threads" in train
+    # the encoder's batch (mining) is told apart from the training batch
+    assert "while mining hard negatives, and the saved model's setting (the training batch is --train-batch-size)" in (
+        " ".join(train.split())
+    )
 
 
 def test_an_unknown_setting_gets_the_closest_name():

@@ -53,17 +53,22 @@ def model_options(
     *,
     repeat_template: bool = False,
     defaults: dict[str, str] | None = None,
+    helps: dict[str, str] | None = None,
     leave_out: tuple[str, ...] = (),
 ) -> None:
     """Add the [SETTING_OPTIONS][] but those in ``leave_out`` (which the command does not use); ``defaults`` names
-    the command's own defaults where they are not the settings'; ``repeat_template`` lets ``--template`` be given
-    several times (one run per template)."""
+    the command's own defaults where they are not the settings', ``helps`` says what a setting does in this command
+    where the settings' description does not; ``repeat_template`` lets ``--template`` be given several times (one
+    run per template)."""
     for name, option in SETTING_OPTIONS.items():
         if name in leave_out:
             continue
         kwargs = setting_option(name, EchoConfig.model_fields[name])
         if defaults and name in defaults:
             kwargs["help"] = f"{EchoConfig.model_fields[name].description} Default: {defaults[name]}"
+        if helps and name in helps:
+            default = kwargs["help"].rfind(" Default:")
+            kwargs["help"] = helps[name] + (kwargs["help"][default:] if default >= 0 else "")
         if name == "template" and repeat_template:
             kwargs.update(action="append", help=kwargs["help"] + ". Repeatable.")
         parser.add_argument(option, **kwargs)

@@ -43,6 +43,10 @@ def register(commands: Any) -> None:
     model_options(
         train,
         defaults={"model_name": f"{BASE_MODEL} (untrained)", "template": "echo-categorize; echo with --recipe"},
+        helps={
+            "batch_size": "Texts per forward pass while mining hard negatives, and the saved model's setting (the "
+            "training batch is --train-batch-size)."
+        },  # fmt: skip
         leave_out=INFERENCE_ONLY,
     )
     config_options(train, TrainingConfig, "training")
@@ -63,6 +67,7 @@ def register(commands: Any) -> None:
     model_options(
         distill,
         defaults={"model_name": "the teacher", "template": "classical", "pooling": "mean"},
+        helps={"batch_size": "The saved student's texts per forward pass (the training batch is --train-batch-size)."},
         leave_out=INFERENCE_ONLY,
     )
     config_options(distill, TrainingConfig, "training")
