@@ -379,6 +379,23 @@ def test_mined_negatives_never_equal_the_positive_or_anchor(tiny_model_dir):
         assert row.positive not in row.negatives and row.anchor not in row.negatives
 
 
+def test_a_mining_model_mines_the_negatives(tiny_model_dir, caplog):
+    from echo_embeddings import sentence_transformer
+    from echo_embeddings.training.config import TrainingConfig
+    from echo_embeddings.training.trainer import _with_hard_negatives
+
+    rows = stsb_pairs(40)
+    trained = sentence_transformer(str(tiny_model_dir), device=DEVICE, template="classical")
+    options = TrainingConfig(hard_negatives=2, mining_max_length=None, mining_model=str(tiny_model_dir))
+    with caplog.at_level("INFO", logger="echo_embeddings.training.trainer"):
+        mined = _with_hard_negatives(rows, trained, options)
+    miner = sentence_transformer(str(tiny_model_dir), device=DEVICE)  # the folder read with its own settings
+    expected, _ = mine_negatives(rows, miner, count=2, margin=options.mining_margin, batch_size=32)
+    assert mined == expected and any(row.negatives for row in mined)
+    assert f"mined per row by {tiny_model_dir}" in caplog.text
+    assert trained.echo_transformer.template.name == "classical"  # the model being trained is left as it was
+
+
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [

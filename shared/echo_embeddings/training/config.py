@@ -61,7 +61,14 @@ class TrainingConfig(BaseModel):
         "that truncate_dim to these sizes keeps most of the quality; saved as the folder's matryoshka_dims.",
     )
     hard_negatives: StrictInt = Field(
-        default=1, ge=0, description="Negatives mined per row that has none, with the zero-shot model (0: none)."
+        default=1,
+        ge=0,
+        description="Negatives mined per row that has none, by the model before training or mining_model (0: none).",
+    )
+    mining_model: str | None = Field(
+        default=None,
+        description="The model that mines the hard negatives (a name or folder, read with its own settings, e.g. a "
+        "trained one for a second round); None: the model being trained, before training.",
     )
     mining_max_length: StrictInt | None = Field(
         default=512,

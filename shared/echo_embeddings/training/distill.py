@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..st import EchoSentenceTransformer
 
-CONTRASTIVE_ONLY = frozenset({"mini_batch_size", "scale", "hard_negatives", "mining_margin"})
+CONTRASTIVE_ONLY = frozenset({"mini_batch_size", "scale", "hard_negatives", "mining_margin", "mining_model"})
 """TrainingConfig fields of the contrastive loss, which distillation does not use (nor ``save_steps``)."""
 
 

@@ -205,6 +205,10 @@ def _with_hard_negatives(
         return rows
     from .mining import mine_negatives
 
+    if options.mining_model is not None:
+        from ..st import sentence_transformer
+
+        model = sentence_transformer(options.mining_model, device=str(model.echo_transformer.auto_model.device))
     transformer = model.echo_transformer
     config = transformer.echo_config
     transformer.echo_config = config.replace(max_length=options.mining_max_length)
@@ -217,7 +221,10 @@ def _with_hard_negatives(
     finally:
         transformer.echo_config = config
     logger.info(
-        "hard negatives: %d mined per row; %d row(s) had none within the margin", options.hard_negatives, unmatched
+        "hard negatives: %d mined per row by %s; %d row(s) had none within the margin",
+        options.hard_negatives,
+        options.mining_model or "the model before training",
+        unmatched,
     )
     return rows
 
