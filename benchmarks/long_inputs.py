@@ -361,9 +361,10 @@ def _memory(field: str) -> int:
 
 
 def write_report(results: dict, out: Path) -> None:
-    lines = ["# Long inputs (default model, CPU, fp32)", ""]
-    lines += ["Runs:", *[f"- `{r['command']}`: {', '.join(r['sections'])}" + (f" ({r['note']})" if "note" in r else "")
-                         for r in results["runs"]], ""]  # fmt: skip
+    lines = ["# Long inputs (zero-shot: the untrained base model, CPU, fp32; the peer section: the default)", ""]
+    runs = [f"- `{r['command']}`: {', '.join(r['sections'])}" + (f" ({r['note']})" if "note" in r else "")
+            for r in results["runs"]]  # fmt: skip
+    lines += ["Runs:", "", *runs, ""]
     if "needle" in results:
         section = results["needle"]
         title = (f"## Needle in a long document ({section['claims']} claims, documents of "

@@ -34,7 +34,7 @@ from types import SimpleNamespace
 import numpy as np
 from finetune import DATA, ROOT, inference_rate, scores
 
-from echo_embeddings import BASE_MODEL, DEFAULT_MODEL, EchoEncoder
+from echo_embeddings import BASE_MODEL, EchoEncoder
 from echo_embeddings.evaluation.arm import Arm
 from echo_embeddings.evaluation.retrieval import evaluate_retrieval
 from echo_embeddings.files import read_records
@@ -99,7 +99,11 @@ def main() -> None:
         help="the echo readings' weights: float32 (the tables'), or bfloat16 (fast on a CPU with AMX); the peer's stay "
         "float32",
     )
+    parser.add_argument("--report", action="store_true", help="only rewrite results.md and the plot from results.json")
     args = parser.parse_args()
+    if args.report:
+        write(args.out, json.loads((args.out / "results.json").read_text(encoding="utf-8")))
+        return
     options = {"device": args.device, "dtype": args.dtype}
     loaders = {
         DEFAULT: lambda: EchoEncoder.from_pretrained(args.default, **options),
@@ -226,8 +230,8 @@ def write(out: Path, results: dict) -> None:
         "fp32 where the device does not say bfloat16. Commands: "
         + "; ".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in readings.values())),
         "",
-        f"| reading | model | template | device | {' | '.join(KEYS.values())} | texts/s |",
-        "|---|---|---|---|" + "---:|" * (len(KEYS) + 1),
+        f"| reading | template | device | {' | '.join(KEYS.values())} | texts/s |",
+        "|---|---|---|" + "---:|" * (len(KEYS) + 1),
     ]
     for name, row in readings.items():
         cells = [
@@ -235,14 +239,14 @@ def write(out: Path, results: dict) -> None:
                                                           f" ({row[key] - peer[key]:+.1f})")
             for key in KEYS
         ]  # fmt: skip
-        lines.append(f"| {name} | `{row['model']}` | {row['template']} | {row['device']} | {' | '.join(cells)} "
+        lines.append(f"| {name} | {row['template']} | {row['device']} | {' | '.join(cells)} "
                      f"| {row['texts_per_second']:.1f} |")  # fmt: skip
     lines += [
         "",
         f"In brackets: the distance to {PEER}. texts/s: 256 STS-B test sentences in batches of 32, best of two, on "
         "the reading's device. SciFact 50q/151d: the first 50 judged test queries, their abstracts and 100 others "
         "(seed 0).",
-        f"Default model: `{DEFAULT_MODEL}`.",
+        "Models: " + "; ".join(f"{name}: `{row['model']}`" for name, row in readings.items()) + ".",
     ]
     mteb = sorted({row["banking77-mteb-command"] for row in readings.values() if "banking77-mteb-command" in row})
     if mteb:
@@ -261,7 +265,40 @@ def write(out: Path, results: dict) -> None:
         *(f"| {model} (published) | {row['stsb-test']} | {row['scifact-full']} | {row['banking77-mteb']} |"
           for model, row in PUBLISHED.items()),
     ]  # fmt: skip
+    lines += ["", "![measured readings beside the published small encoders](peer.png)"]
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plot(out / "peer.png", results)
+
+
+HEADLINE = {"stsb-test": "STS-B test", "scifact-full": "SciFact (300q/5,183d)", "banking77-mteb": "Banking77 (MTEB)"}
+"""The plot's columns: the benchmarks the published figures also report, as MTEB runs them."""
+
+
+def plot(path: Path, results: dict) -> None:
+    """Grouped bars of HEADLINE: the measured readings, then the published figures (hatched)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = {}
+    for name, row in results["readings"].items():
+        merged = {**row, **results.get("full", {}).get(name, {})}
+        if all(key in merged for key in HEADLINE):
+            bars[name] = ([merged[key] for key in HEADLINE], False)
+    bars.update({f"{model} (published)": ([row[key] for key in HEADLINE], True) for model, row in PUBLISHED.items()})
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    width = 0.8 / len(bars)
+    for i, (name, (values, published)) in enumerate(bars.items()):
+        x = np.arange(len(HEADLINE)) + i * width
+        ax.bar(x, values, width, label=name, hatch="//" if published else None, alpha=0.6 if published else 1.0)
+    ax.set_xticks(np.arange(len(HEADLINE)) + width * (len(bars) - 1) / 2, list(HEADLINE.values()))
+    ax.set(ylabel="score x100", ylim=(0, 100), title="Measured here, and published figures (hatched)")
+    ax.legend(fontsize=8, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

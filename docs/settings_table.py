@@ -1,5 +1,6 @@
 """The docs' settings tables, generated from the settings models' fields (default, description): each table sits
-between ``<!-- settings-table: MODEL -->`` and ``<!-- end settings-table -->`` in a page.
+between ``<!-- settings-table: MODEL -->`` and ``<!-- end settings-table -->`` in a page. ``MODEL own`` lists only
+what an adapter adds to EchoConfig's settings: its own fields and its names for settings (``aliases``).
 
 ``python docs/settings_table.py`` rewrites every table in place; tests/test_docs.py fails while one is stale, so
 a setting is described once, in its field.
@@ -19,16 +20,25 @@ from echo_embeddings.config import SHOWN_DEFAULT
 
 DOCS = Path(__file__).resolve().parent
 PAGES = sorted([*DOCS.glob("*.md"), *DOCS.glob("guide/*.md")])
-TABLE = re.compile(r"(<!-- settings-table: (?P<model>[\w.]+) -->\n)(?P<table>.*?)(<!-- end settings-table -->)", re.S)
+TABLE = re.compile(
+    r"(<!-- settings-table: (?P<model>[\w.]+)(?P<own> own)? -->\n)(?P<table>.*?)(<!-- end settings-table -->)", re.S
+)
 
 
-def settings_table(model_path: str) -> str:
-    """A Markdown table of the pydantic model's fields: setting, default, description."""
+def settings_table(model_path: str, *, own: bool = False) -> str:
+    """A Markdown table of the pydantic model's fields: setting, default, description; with ``own``, only the fields
+    EchoConfig lacks that say what they do, and the model's ``aliases``."""
+    from echo_embeddings.config import EchoConfig
+
     module, _, name = model_path.rpartition(".")
     model = getattr(importlib.import_module(module), name)
     rows = ["| setting | default | what it does |", "|---|---|---|"]
     for field_name, field in model.model_fields.items():
+        if own and (field_name in EchoConfig.model_fields or not field.description):
+            continue
         rows.append(f"| `{field_name}` | {_default(field)} | {field.description.replace('|', '&#124;')} |")
+    for alias, setting in getattr(model, "aliases", {}).items() if own else ():
+        rows.append(f"| `{alias}` | | Another name for `{setting}` (either may be given, not both). |")
     return "\n".join(rows) + "\n"
 
 
@@ -42,7 +52,11 @@ def _default(field: Any) -> str:
 
 def render(text: str) -> str:
     """``text`` with every marked table generated anew."""
-    return TABLE.sub(lambda m: m.group(1) + settings_table(m.group("model")) + m.group(4), text)
+
+    def table(match: re.Match[str]) -> str:
+        return match.group(1) + settings_table(match.group("model"), own=bool(match.group("own"))) + match.group(5)
+
+    return TABLE.sub(table, text)
 
 
 def main() -> int:

@@ -50,6 +50,11 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
     aliases: ClassVar[dict[str, str]] = {"text_instruction": "document_instruction"}
 
     show_progress_bar: bool = Field(default=False, description="Show the encoder's progress bar.")
+    embed_batch_size: int = Field(
+        default=EchoConfig.model_fields["batch_size"].default,
+        description="LlamaIndex's name for batch_size: one number (either may be given).",
+        gt=0,
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -62,6 +62,14 @@ def test_the_site_renders_every_public_name_and_shows_what_a_reader_needs(tmp_pa
     missing = [name for name in echo_embeddings.__all__ if f'id="echo_embeddings.{name}"' not in api]
     assert not missing, f"the API page lacks {missing}"
     assert 'id="echo_embeddings.EchoEncoder.__' not in api  # no dunder methods
+    # what users call first comes first; each adapter lists its own fields; the internals have a page of their own
+    order = [api.index(f'id="{name}"') for name in ("echo_embeddings.EchoEncoder.from_pretrained",
+             "echo_embeddings.EchoEncoder.encode", "langchain_echo.EchoEmbeddings", "llamaindex_echo.EchoEmbedding",
+             "echo_embeddings.EchoConfig")]  # fmt: skip
+    assert order == sorted(order)
+    assert "<code>encode_kwargs</code>" in api and "<code>embed_batch_size</code>" in api
+    internals = (site / "internals" / "index.html").read_text(encoding="utf-8")
+    assert 'id="echo_embeddings.core.EchoCore"' in internals and 'id="echo_embeddings.core.EchoCore"' not in api
     _check_what_a_browser_shows(site)
 
 
@@ -83,6 +91,44 @@ def _check_what_a_browser_shows(site):
     css = (site / "stylesheets" / "extra.css").read_text(encoding="utf-8")
     assert re.search(r"\.md-typeset pre > code \{[^}]*white-space: pre-wrap", css)
     assert all('stylesheets/extra.css"' in page.read_text(encoding="utf-8") for page in pages)
+
+
+CONTENT_PX = 840
+"""About the width of a page's content column at 1,400 px (Material, this site's extra.css)."""
+
+
+def _markdown_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def test_every_table_fits_the_page_and_every_list_renders_as_one():
+    """A table's narrowest width (each column as wide as its longest unbreakable word, plus the cell's padding; as
+    measured in Chromium at 1,400 px) fits the content column, so no column hides behind a scroll bar; and a list
+    follows a blank line (Markdown otherwise runs its items into the paragraph above)."""
+    import re
+
+    for page in _markdown_pages():
+        lines = [*page.read_text(encoding="utf-8").split("\n"), ""]  # a table that ends the page ends here
+        fenced = False
+        rows: list[list[str]] = []
+        for number, line in enumerate(lines, 1):
+            fenced ^= line.startswith("```")
+            if line.startswith("|") and not fenced:
+                if not re.fullmatch(r"\|[-:| ]+\|", line):
+                    rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+                continue
+            if rows:
+                widths = [max((len(word) for cell in column for word in re.split(r"[\s/-]", re.sub(r"[`*]", "", cell))),
+                              default=0) for column in zip(*rows, strict=False)]  # fmt: skip
+                assert sum(7.5 * w + 32 for w in widths) <= CONTENT_PX, (
+                    f"{page.name}:{number}: the table above is too wide"
+                )
+                rows = []
+            previous = lines[number - 2] if number > 1 else ""
+            if not fenced and re.match(r"(- |\* |\d+\. )", line) and previous.strip():
+                assert re.match(r"\s*(- |\* |\d+\. )|\s{2,}\S|<!--", previous), (
+                    f"{page.name}:{number}: a list right after a paragraph line renders inline; leave a blank line"
+                )
 
 
 def test_the_development_page_maps_every_module_of_the_package():
