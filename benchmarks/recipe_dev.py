@@ -221,15 +221,21 @@ def main() -> None:
         if args.deadline and time.perf_counter() - started > args.deadline:
             print(f"{name}: not started (past --deadline)", file=sys.stderr, flush=True)
             continue
+        base = ARMS[name].get("base")
+        if base and not Path(base).exists():
+            print(f"{name}: not started ({base} is missing: make gemma)", file=sys.stderr, flush=True)
+            continue
         results["arms"][name] = run_arm(name, args, work, common)
         write(args.out, results)
     ruled = {name: rule(arm["dev"]) for name, arm in results["arms"].items()}
     winner = max((n for n, v in ruled.items() if v is not None), key=ruled.__getitem__, default=None)
     results["winner"] = winner
     write(args.out, results)
-    if winner and args.export:
+    if winner and args.export and (work / winner / "modules.json").is_file():
         digest = export_adapter(work / winner, args.export)
         print(f"{winner}: exported to {args.export} (SHA-256 {digest})", file=sys.stderr)
+    elif winner and args.export:
+        print(f"{winner} wins; its model is not in {work} (trained by an earlier run): not exported", file=sys.stderr)
 
 
 def run_arm(name: str, args: argparse.Namespace, work: Path, common: dict) -> dict:
