@@ -172,3 +172,40 @@ def test_a_document_longer_than_the_model_reads_is_late_chunked_in_windows(tiny_
     np.testing.assert_allclose(vectors, embeddings.encoder.encode_chunks([document], [spans])[0], atol=1e-5)
     alone = embeddings.encoder.encode_documents(texts)
     assert (np.sum(np.asarray(vectors) * alone, axis=1) < 0.9999).any()  # the windows' context reached the chunks
+
+
+def test_a_marked_span_trains_as_late_chunking_reads_it(tiny_model_dir):
+    """The sentence-transformers module (what training runs) pools a marked span of a whole document exactly as
+    encode_chunks pools that chunk, and a text without marks reads as before."""
+    from echo_embeddings import EchoEncoder, sentence_transformer
+    from echo_embeddings.late_chunking import SPAN_END, mark_span
+
+    settings = dict(device=DEVICE, dtype="float32", template="echo", pooling="mean")
+    encoder = EchoEncoder.from_pretrained(str(tiny_model_dir), **settings)
+    model = sentence_transformer(str(tiny_model_dir), **settings)
+    document = " ".join(stsb_sentences(6))
+    chunks = stsb_sentences(6)[1:4:2]
+    spans = find_spans(document, chunks)
+    expected = encoder.encode_chunks([document], [spans])[0]
+    marked = [mark_span(document, span) for span in spans]
+    got = model.encode([*marked, document], convert_to_numpy=True, normalize_embeddings=False)
+    np.testing.assert_allclose(got[:2], expected, atol=1e-5)
+    np.testing.assert_allclose(got[2], encoder.encode([document])[0], atol=1e-5)
+    with pytest.raises(InputError, match=r"inputs\[0\]: a marked span needs one SPAN_START before one SPAN_END"):
+        model.encode([document + SPAN_END])
+    short = sentence_transformer(str(tiny_model_dir), max_text_tokens=8, **settings)
+    with pytest.raises(InputError, match=r"inputs\[0\]: the marked span ends at token \d+ of the text, past the 8"):
+        short.encode([marked[1]])
+
+
+def test_training_rows_with_wrong_marks_are_named(tmp_path):
+    from echo_embeddings.errors import TrainingDataError
+    from echo_embeddings.late_chunking import SPAN_END, SPAN_START
+    from echo_embeddings.training import read_training_rows
+
+    path = tmp_path / "rows.jsonl"
+    good = {"anchor": "a claim", "positive": f"one {SPAN_START}two{SPAN_END} three"}
+    bad = {"anchor": "a claim", "positive": "one", "negative": f"{SPAN_END}two{SPAN_START}"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=r"rows.jsonl:2: 'negative' marks a span wrongly"):
+        read_training_rows([path])

@@ -465,6 +465,47 @@ def test_recipe_reads_training_splits_only_less_the_development_data():
         recipe_rows(DATA, rows={"sick": 10})
 
 
+def test_the_late_chunked_source_marks_the_cited_abstract_among_two_others():
+    from echo_embeddings.evaluation.retrieval import load_qrels
+    from echo_embeddings.late_chunking import marked_span
+
+    rows = recipe_rows(DATA, rows={**dict.fromkeys(DEFAULT_ROWS, 0), "scifact-late": 10_000}, general_share=0.0)
+    qrels = load_qrels(DATA / "retrieval/scifact/qrels/train.tsv")
+    claims = {r["_id"]: r["text"] for r in read_records(DATA / "retrieval/scifact/queries.jsonl", {"_id": str})}
+    corpus = {r["_id"]: f"{r.get('title') or ''} {r['text']}".strip()
+              for r in read_records(DATA / "retrieval/scifact/corpus.jsonl", {"_id": str})}  # fmt: skip
+    held_out = scifact_dev_queries(DATA)
+    dev_abstracts = {corpus[d] for q in held_out for d in qrels.get(q, {}) if d in corpus}
+    assert rows and {r.instruction for r in rows} == {INSTRUCTIONS["scifact"]}
+    for row in rows:
+        query = next(q for q, text in claims.items() if text == row.anchor)
+        assert query not in held_out
+        document, span = marked_span(row.positive, 0)
+        assert document[span[0] : span[1]] in {corpus[d] for d in qrels[query]}
+        assert len(row.negatives) == 2
+        for negative in row.negatives:
+            same, other = marked_span(negative, 0)
+            assert same == document and other != span  # another abstract of the same document
+            assert document[other[0] : other[1]] not in dev_abstracts
+
+
+def test_training_on_late_chunked_spans_lowers_their_loss(tiny_model_dir, tmp_path):
+    from echo_embeddings.late_chunking import find_spans, mark_span
+
+    pairs = stsb_pairs(48)
+    rows = []
+    for i in range(16):  # each anchor's pair among two other sentences in one text; the others are its negatives
+        sentences = [pairs[i].positive, pairs[i + 16].positive, pairs[i + 32].positive]
+        document = " ".join(sentences)
+        marked = [mark_span(document, span) for span in find_spans(document, sentences)]
+        rows.append(TrainingRow(pairs[i].anchor, marked[0], (marked[1], marked[2])))
+    settings = dict(model_name=str(tiny_model_dir), device=DEVICE, template="echo", pooling="mean", steps=12,
+                    train_batch_size=4, learning_rate=1e-2)  # fmt: skip
+    train(rows, output_dir=tmp_path / "late", **settings)
+    values = losses(tmp_path / "late")
+    assert len(values) == 12 and np.mean(values[-3:]) < np.mean(values[:3]), values
+
+
 def test_recipe_instructions_by_source():
     sizes = {"nli": 10, "stsb": 10, "scifact": 20, "banking77": 10, "stsb-scores": 10}
     by_task = recipe_rows(DATA, rows=sizes, general_share=0.0)

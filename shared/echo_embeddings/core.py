@@ -100,10 +100,9 @@ class EchoCore:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each row's hidden states after ``prefix``, its token mask and its pooled span's mask, on the model's device.
 
-        ``batch`` is [collate][echo_embeddings.collation.collate]'s or
-        [collate_packed][echo_embeddings.collation.collate_packed]'s, with ``prefix`` (which every row starts with)
-        left out. Outside training the prefix's states come from the cache; with gradients on (training) every row
-        runs whole, prefix included, so that the gradients reach the prefix's states too.
+        ``batch`` is ``collation.collate``'s or ``collation.collate_packed``'s, with ``prefix`` (which every row
+        starts with) left out. Outside training the prefix's states come from the cache; with gradients on
+        (training) every row runs whole, prefix included, so that the gradients reach the prefix's states too.
         """
         device = self.loaded.device
         input_ids, pool_mask = batch["input_ids"].to(device), batch["pool_mask"].to(device)

@@ -5,6 +5,10 @@ over a chunk's tokens gives a chunk vector that knows its document: what late ch
 long-context encoder for elsewhere. A document longer than the encoder reads is covered by consecutive windows,
 each starting at a chunk and reaching as far as the budget allows, so every chunk is pooled in a window that
 holds it whole (a chunk longer than the budget alone is cut to it). Pure planning here: no torch, no model.
+
+Training reads late-chunked spans too: a training text may mark one span between [SPAN_START][] and [SPAN_END][]
+([mark_span][]); the sentence-transformers module then reads the whole text and pools that span's tokens of the
+second copy, as [EchoEncoder.encode_chunks][echo_embeddings.EchoEncoder.encode_chunks] pools a chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +20,28 @@ from dataclasses import dataclass
 from .errors import InputError
 
 Span = tuple[int, int]
+
+SPAN_START = "\ue000"
+"""Marks where a training text's pooled span starts (a private-use character, never in real text)."""
+SPAN_END = "\ue001"
+"""Marks where it ends."""
+
+
+def mark_span(text: str, span: Span) -> str:
+    """``text`` with its characters ``[start, end)`` marked as the span to pool."""
+    start, end = span
+    return f"{text[:start]}{SPAN_START}{text[start:end]}{SPAN_END}{text[end:]}"
+
+
+def marked_span(text: str, index: int) -> tuple[str, Span | None]:
+    """``(text without its marks, the marked span)``, or ``(text, None)`` for a text without marks; an InputError
+    names input ``index`` for marks that are not one pair around some text."""
+    if SPAN_START not in text and SPAN_END not in text:
+        return text, None
+    start, end = text.find(SPAN_START), text.find(SPAN_END)
+    if text.count(SPAN_START) != 1 or text.count(SPAN_END) != 1 or not start < end - 1:
+        raise InputError(f"inputs[{index}]: a marked span needs one SPAN_START before one SPAN_END, text between")
+    return text[:start] + text[start + 1 : end] + text[end + 1 :], (start, end - 1)
 
 
 @dataclass(frozen=True)

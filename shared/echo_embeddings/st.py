@@ -29,13 +29,14 @@ from . import __version__
 from .collation import collate
 from .config import CONFIG_FILE, FINGERPRINT_KEY, FOLDER_KEYS, EchoConfig, folder_settings_from
 from .core import EchoCore
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .files import follow_umask
 from .fingerprint import weights_identity
+from .late_chunking import marked_span, token_spans
 from .loading import load_model
 from .templates import PoolingName, Template
 from .texts import check_texts
-from .tokenization import one_truncation_warning
+from .tokenization import ModelInput, TemplateTokenizer, one_truncation_warning
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -121,7 +122,9 @@ class EchoTransformer(InputModule):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Template, tokenize and pad a batch of texts (any other input is an InputError naming its index): query
-        form if ``task == "query"``; ``prompt`` is the instruction.
+        form if ``task == "query"``; ``prompt`` is the instruction. A text that marks a span
+        ([mark_span][echo_embeddings.late_chunking.mark_span]) is read whole and pools that span's tokens of the
+        second copy: a late-chunked chunk, for training on chunks pooled inside their document.
 
         Without a prompt (None or ``""``), the config's ``query_instruction``/``document_instruction`` apply, then
         the template's, as in ``EchoEncoder.encode``. ``max_length`` (a trainer's per-call override) bounds this
@@ -130,7 +133,13 @@ class EchoTransformer(InputModule):
         query = task == "query"
         instruction = self.core.instruction(query, prompt)
         tokenizer = self.core.tokenizer(max_length)
-        items = tokenizer(check_texts(inputs), query=query, instruction=instruction)
+        marked = [marked_span(text, i) for i, text in enumerate(check_texts(inputs))]
+        items = tokenizer([text for text, _ in marked], query=query, instruction=instruction)
+        if any(span for _, span in marked):
+            items = [
+                item if span is None else self._span_input(tokenizer, item, text, span, i, query, instruction)
+                for i, (item, (text, span)) in enumerate(zip(items, marked, strict=True))
+            ]
         cut = sum(item.truncated for item in items)
         budget = tokenizer.budget(query=query, instruction=instruction)
         trainer_cut = (
@@ -144,6 +153,33 @@ class EchoTransformer(InputModule):
         features: dict[str, Any] = collate(items, tokenizer.pad_id, len(prefix))
         features["prefix_ids"] = prefix  # batch metadata, not a per-row tensor: columns that share it still merge
         return features
+
+    def _span_input(
+        self,
+        tokenizer: TemplateTokenizer,
+        item: ModelInput,
+        text: str,
+        span: tuple[int, int],
+        index: int,
+        query: bool,
+        instruction: str | None,
+    ) -> ModelInput:
+        """``item`` pooling only the tokens of ``span`` in its copy of ``text`` (the head of which it reads)."""
+        if self.core.pooling != "mean" or self.core.config.truncation != "head":
+            raise ConfigError(
+                f"inputs[{index}]: a marked span is pooled by its mean over the head of the text: pooling 'mean' and "
+                f"truncation 'head', not {self.core.pooling!r} and {self.core.config.truncation!r}"
+            )
+        _, offsets = tokenizer.with_offsets(text, query=query, instruction=instruction)
+        ((first, last),) = token_spans(offsets, [span], index)
+        read = item.text_tokens if not item.truncated else (tokenizer.budget(query=query, instruction=instruction) or 0)
+        if last > read:
+            raise InputError(
+                f"inputs[{index}]: the marked span ends at token {last} of the text, past the {read} read: raise "
+                "train_max_length (or max_length), or mark a span nearer the start"
+            )
+        return ModelInput(item.input_ids, item.pool_start + first, item.pool_start + last, item.truncated, item.text,
+                          item.text_tokens)  # fmt: skip
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Token states of what follows the shared prefix ``prefix_ids`` in every input, and the vectors

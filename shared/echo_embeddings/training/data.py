@@ -8,6 +8,10 @@ A row with a ``score`` is a graded pair (two texts and how similar they are, on 
 alike, as STS data gives them): it trains with CoSENT, which ranks the pairs of a batch by their scores, and it
 takes no negatives. A row without one trains with InfoNCE: the anchor must find its positive among the batch.
 
+A text may mark one span to pool, late-chunked, within the whole text it reads
+([mark_span][echo_embeddings.late_chunking.mark_span]): a claim's positive can be its passage inside the document
+that holds it, read whole.
+
 A row with an ``instruction`` is asymmetric (a query and the text it should find): its anchor is embedded with the
 template's query form and that instruction, its positive and negatives with the document form. A row without one
 is symmetric (two texts that mean the same): every text is embedded with the document form, as ``encode`` does.
@@ -25,6 +29,7 @@ from typing import Any
 
 from ..errors import InputError, TrainingDataError
 from ..files import read_table
+from ..late_chunking import marked_span
 
 ANCHOR, POSITIVE, INSTRUCTION, SCORE = "anchor", "positive", "instruction", "score"
 _NEGATIVE = re.compile(r"^negative(?:_(\d+))?$")
@@ -69,6 +74,12 @@ def check_row(record: dict[str, Any], where: str) -> TrainingRow:
         )
     anchor, positive = (_text(record, column, where) for column in (ANCHOR, POSITIVE))
     negatives = tuple(_text(record, column, where) for column in negative_columns)
+    for column, text in zip((ANCHOR, POSITIVE, *negative_columns), (anchor, positive, *negatives), strict=True):
+        try:
+            marked_span(text, 0)
+        except InputError:
+            raise TrainingDataError(f"{where}: {column!r} marks a span wrongly: one SPAN_START, then one SPAN_END, "
+                                    "text between") from None  # fmt: skip
     instruction = record.get(INSTRUCTION)
     if instruction is not None and not isinstance(instruction, str):
         raise TrainingDataError(f"{where}: 'instruction' is {type(instruction).__name__}, expected a string or null")

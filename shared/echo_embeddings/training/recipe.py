@@ -7,6 +7,7 @@
 | STS-B train, every score | ``stsb-scores`` | graded pair: sentence1, sentence2, score / 5 (CoSENT) | none | none |
 | SciFact train qrels | ``scifact`` | claim -> cited abstract | mined (zero-shot model) | scifact |
 | Banking77 train | ``banking77`` | text -> another text of its intent | a text of another intent | banking77 |
+| SciFact, late-chunked | ``scifact-late`` | claim -> its abstract among three in one text | the other two | scifact |
 
 Instructions are [INSTRUCTIONS][echo_embeddings.instructions.INSTRUCTIONS]' texts, on the anchor only (the query
 form); positives and negatives are documents, which carry none. ``instructions="scifact"`` is the mix of release
@@ -14,6 +15,10 @@ form); positives and negatives are documents, which carry none. ``instructions="
 of SciFact's, so that the general instruction the default model's queries carry is trained. Graded STS-B pairs
 (CoSENT) train the ranking of similarities directly and stay symmetric: both texts are documents. Banking77's
 negatives come from another intent by construction: a mined neighbour would often be a text of the same intent.
+``scifact-late`` (not in the default mix) trains on chunks pooled inside their document: each claim's abstract is
+put among two others in one document, the positive is that document with the abstract marked
+([mark_span][echo_embeddings.late_chunking.mark_span]) and the negatives are the same document with each other
+abstract marked, so the model learns to tell a passage from its neighbours in one pass over the document.
 
 Only training splits are read, and each fifth SciFact train claim and Banking77 train text is held out of the mix
 ([scifact_dev_queries][], [banking77_dev][]): the development data the recipe's choices are made on. No reserved
@@ -30,15 +35,23 @@ from ..evaluation.retrieval import load_qrels
 from ..evaluation.sts import load_sts
 from ..files import read_records
 from ..instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
+from ..late_chunking import mark_span
 from .data import TrainingRow
 
 DEV_EVERY = 5
 """Every this many'th SciFact train claim (by id) and Banking77 train text (by line) is development data."""
 
-SOURCE_INSTRUCTIONS = {"nli": "nli", "stsb": "sts", "stsb-scores": None, "scifact": "scifact", "banking77": "banking77"}
+SOURCE_INSTRUCTIONS = {
+    "nli": "nli",
+    "stsb": "sts",
+    "stsb-scores": None,
+    "scifact": "scifact",
+    "banking77": "banking77",
+    "scifact-late": "scifact",
+}
 """The instruction (a name of INSTRUCTIONS) each source's anchors carry with ``instructions="task"``."""
 
-DEFAULT_ROWS = {"nli": 1800, "stsb": 1400, "scifact": 450, "banking77": 750, "stsb-scores": 4800}
+DEFAULT_ROWS = {"nli": 1800, "stsb": 1400, "scifact": 450, "banking77": 750, "stsb-scores": 4800, "scifact-late": 0}
 """Rows drawn from each source: the shipped mix, for 300 steps of 16 (STS-B train has 1,406 pairs with score >= 4
 and 5,749 in all; release 0.2's 100 steps drew a third of each: 600, 600, 150, 250, 1,600)."""
 
@@ -71,7 +84,8 @@ def recipe_rows(
     if not 0 <= general_share <= 1:
         raise ValueError(f"general_share: a share from 0 to 1, got {general_share}")
     rng = random.Random(seed)
-    sources = {"nli": _nli, "stsb": _stsb, "scifact": _scifact, "banking77": _banking77, "stsb-scores": _stsb_scores}
+    sources = {"nli": _nli, "stsb": _stsb, "scifact": _scifact, "banking77": _banking77, "stsb-scores": _stsb_scores,
+               "scifact-late": _scifact_late}  # fmt: skip
     mix: list[TrainingRow] = []
     for name, build in sources.items():
         if counts[name] > 0:
@@ -84,10 +98,11 @@ def recipe_rows(
 def _instructed(
     rows: list[TrainingRow], source: str, instructions: str, general_share: float, rng: random.Random
 ) -> list[TrainingRow]:
-    name = SOURCE_INSTRUCTIONS[source] if instructions == "task" or source == "scifact" else None
+    claims = source in ("scifact", "scifact-late")
+    name = SOURCE_INSTRUCTIONS[source] if instructions == "task" or claims else None
     if name is None:
         return rows
-    general = set(rng.sample(range(len(rows)), round(general_share * len(rows)))) if source == "scifact" else set()
+    general = set(rng.sample(range(len(rows)), round(general_share * len(rows)))) if claims else set()
     return [
         TrainingRow(
             row.anchor, row.positive, row.negatives, GENERAL_INSTRUCTION if i in general else INSTRUCTIONS[name]
@@ -129,22 +144,56 @@ def _stsb_scores(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
 
 
 def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
-    folder = data_dir / "retrieval" / "scifact"
-    held_out = scifact_dev_queries(data_dir)
-    qrels = {query: docs for query, docs in load_qrels(folder / "qrels" / "train.tsv").items() if query not in held_out}
-    queries = {r["_id"]: r["text"] for r in read_records(folder / "queries.jsonl", {"_id": str, "text": str})}
-    wanted = {doc for docs in qrels.values() for doc in docs}
-    corpus = {
-        r["_id"]: f"{r.get('title') or ''} {r['text']}".strip()
-        for r in read_records(folder / "corpus.jsonl", {"_id": str, "text": str})
-        if r["_id"] in wanted
-    }
+    qrels, queries, corpus = _scifact_train(data_dir)
     return [
         TrainingRow(queries[query], corpus[doc])
         for query, docs in qrels.items()
         for doc, grade in docs.items()
         if grade > 0 and query in queries and doc in corpus
     ]
+
+
+def _scifact_late(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
+    qrels, queries, corpus = _scifact_train(data_dir)
+    held_out = load_qrels(Path(data_dir) / "retrieval" / "scifact" / "qrels" / "train.tsv")
+    dev_abstracts = {doc for query in scifact_dev_queries(data_dir) for doc in held_out.get(query, {})}
+    fillers = sorted(doc for doc in corpus if doc not in dev_abstracts)
+    rows = []
+    for query, docs in qrels.items():
+        for doc, grade in docs.items():
+            if grade <= 0 or query not in queries or doc not in corpus:
+                continue
+            parts = [doc, *rng.sample([d for d in fillers if d not in docs], 2)]
+            rng.shuffle(parts)
+            texts = [corpus[d] for d in parts]
+            spans, start = [], 0
+            for text in texts:
+                spans.append((start, start + len(text)))
+                start += len(text) + 2
+            document = "\n\n".join(texts)
+            marked = [mark_span(document, span) for span in spans]
+            positive = parts.index(doc)
+            rows.append(
+                TrainingRow(queries[query], marked[positive], tuple(marked[:positive] + marked[positive + 1 :]))
+            )
+    return rows
+
+
+def _scifact_train(data_dir: Path) -> tuple[dict[str, dict[str, int]], dict[str, str], dict[str, str]]:
+    """The non-development SciFact train qrels, the claims' texts, and the corpus (``title + " " + text``) of the
+    abstracts every train claim cites."""
+    folder = data_dir / "retrieval" / "scifact"
+    every = load_qrels(folder / "qrels" / "train.tsv")
+    held_out = scifact_dev_queries(data_dir)
+    qrels = {query: docs for query, docs in every.items() if query not in held_out}
+    queries = {r["_id"]: r["text"] for r in read_records(folder / "queries.jsonl", {"_id": str, "text": str})}
+    wanted = {doc for docs in every.values() for doc in docs}
+    corpus = {
+        r["_id"]: f"{r.get('title') or ''} {r['text']}".strip()
+        for r in read_records(folder / "corpus.jsonl", {"_id": str, "text": str})
+        if r["_id"] in wanted
+    }
+    return qrels, queries, corpus
 
 
 def _banking77(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
