@@ -506,6 +506,16 @@ def test_training_on_late_chunked_spans_lowers_their_loss(tiny_model_dir, tmp_pa
     assert len(values) == 12 and np.mean(values[-3:]) < np.mean(values[:3]), values
 
 
+def test_mini_batches_give_the_batch_its_own_losses(tiny_model_dir, tmp_path):
+    """``mini_batch_size`` (GradCache) bounds memory, not the result: the same losses as the whole batch at once."""
+    others = stsb_pairs(32)[16:]
+    rows = [row.with_negatives([other.positive]) for row, other in zip(stsb_pairs(16), others, strict=True)]
+    settings = dict(model_name=str(tiny_model_dir), device=DEVICE, hard_negatives=0, steps=3, train_batch_size=8)
+    train(rows, output_dir=tmp_path / "whole", **settings)
+    train(rows, output_dir=tmp_path / "mini", mini_batch_size=2, **settings)
+    np.testing.assert_allclose(losses(tmp_path / "mini"), losses(tmp_path / "whole"), atol=1e-3)
+
+
 def test_recipe_instructions_by_source():
     sizes = {"nli": 10, "stsb": 10, "scifact": 20, "banking77": 10, "stsb-scores": 10}
     by_task = recipe_rows(DATA, rows=sizes, general_share=0.0)
