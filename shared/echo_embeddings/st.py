@@ -165,14 +165,15 @@ class EchoTransformer(InputModule):
         instruction: str | None,
     ) -> ModelInput:
         """``item`` pooling only the tokens of ``span`` in its copy of ``text`` (the head of which it reads)."""
-        if self.core.pooling != "mean" or self.core.config.truncation != "head":
+        if self.core.pooling != "mean" or self.core.config.truncation == "tail":
             raise ConfigError(
                 f"inputs[{index}]: a marked span is pooled by its mean over the head of the text: pooling 'mean' and "
-                f"truncation 'head', not {self.core.pooling!r} and {self.core.config.truncation!r}"
+                f"truncation 'head' or 'error', not {self.core.pooling!r} and {self.core.config.truncation!r}"
             )
         _, offsets = tokenizer.with_offsets(text, query=query, instruction=instruction)
         ((first, last),) = token_spans(offsets, [span], index)
-        read = item.text_tokens if not item.truncated else (tokenizer.budget(query=query, instruction=instruction) or 0)
+        budget = tokenizer.budget(query=query, instruction=instruction)
+        read = budget if item.truncated and budget is not None else item.text_tokens
         if last > read:
             raise InputError(
                 f"inputs[{index}]: the marked span ends at token {last} of the text, past the {read} read: raise "
