@@ -54,6 +54,7 @@ class EchoEmbedding(EncoderSettings, BaseEmbedding):
         default=EchoConfig.model_fields["batch_size"].default,
         description="LlamaIndex's name for batch_size: one number (either may be given).",
         gt=0,
+        le=2048,  # LlamaIndex's own bound
     )
 
     @model_validator(mode="before")
