@@ -259,8 +259,8 @@ def run_arm(name: str, args: argparse.Namespace, work: Path, common: dict) -> di
                        general_share=arm["general_share"])  # fmt: skip
     options = {key: arm[key] for key in ("mining_model", "hard_negatives", "mini_batch_size") if key in arm}
     start = time.perf_counter()
+    resume = args.resume and (folder / "checkpoints").is_dir()  # then training_seconds counts this run's part only
     if not (folder / "modules.json").is_file():
-        resume = args.resume and (folder / "checkpoints").is_dir()
         train(rows, output_dir=folder, model_name=arm.get("base", args.base), template="echo", pooling="mean",
               query_instruction=GENERAL_INSTRUCTION, steps=steps, train_batch_size=16,
               train_max_length=arm.get("train_max_length", TRAIN_MAX_LENGTH),
@@ -272,8 +272,8 @@ def run_arm(name: str, args: argparse.Namespace, work: Path, common: dict) -> di
     log = json.loads((folder / "training_log.json").read_text(encoding="utf-8"))["log"]
     print(name, {k: round(v, 2) for k, v in scores.items()}, f"{seconds:.0f} s", file=sys.stderr, flush=True)
     return {**{k: v for k, v in arm.items() if k != "rows"}, "steps": steps, "mix": arm["rows"], "rows": len(rows),
-            "device": device_name(encoder.device), "dtype": args.dtype, "training_seconds": seconds, "dev": scores,
-            "log": log}  # fmt: skip
+            "device": device_name(encoder.device), "dtype": args.dtype, "training_seconds": seconds, "resumed": resume,
+            "dev": scores, "log": log}  # fmt: skip
 
 
 def rule(scores: dict[str, float]) -> float | None:
