@@ -489,7 +489,7 @@ def test_the_late_chunked_source_marks_the_cited_abstract_among_two_others():
             assert document[other[0] : other[1]] not in dev_abstracts
 
 
-def test_training_on_late_chunked_spans_lowers_their_loss(tiny_model_dir, tmp_path):
+def test_training_on_late_chunked_spans_tells_a_span_from_its_neighbours(tiny_model_dir, tmp_path):
     from echo_embeddings.late_chunking import find_spans, mark_span
 
     pairs = stsb_pairs(48)
@@ -503,7 +503,9 @@ def test_training_on_late_chunked_spans_lowers_their_loss(tiny_model_dir, tmp_pa
                     train_batch_size=4, learning_rate=1e-2)  # fmt: skip
     train(rows, output_dir=tmp_path / "late", **settings)
     values = losses(tmp_path / "late")
-    assert len(values) == 12 and np.mean(values[-3:]) < np.mean(values[:3]), values
+    # A row's positive and negatives are one text: read without their marks they would get one vector, and the loss
+    # could not fall below ln 3 (the positive at best one of three equals). Pooled as marked, the spans part.
+    assert len(values) == 12 and np.mean(values[-3:]) < 0.5 * np.log(3), values
 
 
 def test_mini_batches_give_the_batch_its_own_losses(tiny_model_dir, tmp_path):
