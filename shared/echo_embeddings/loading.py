@@ -27,10 +27,10 @@ from .config import AttentionName
 from .errors import ConfigError, ModelError
 from .model_cache import converted_gguf
 from .shipped import BASE_MODEL, DEFAULT_MODEL
+from .trained import trained_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from .trained import trained_model
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from ..evaluation.retrieval import load_qrels
 from ..evaluation.sts import load_sts
 from ..files import read_records
 from ..instructions import GENERAL_INSTRUCTION, INSTRUCTIONS
-from ..late_chunking import mark_span
+from ..late_chunking import find_spans, mark_span
 from .data import TrainingRow
 
 DEV_EVERY = 5
@@ -144,7 +144,7 @@ def _stsb_scores(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
 
 
 def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
-    qrels, queries, corpus = _scifact_train(data_dir)
+    qrels, queries, corpus, _ = _scifact_train(data_dir)
     return [
         TrainingRow(queries[query], corpus[doc])
         for query, docs in qrels.items()
@@ -154,9 +154,7 @@ def _scifact(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
 
 
 def _scifact_late(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
-    qrels, queries, corpus = _scifact_train(data_dir)
-    held_out = load_qrels(Path(data_dir) / "retrieval" / "scifact" / "qrels" / "train.tsv")
-    dev_abstracts = {doc for query in scifact_dev_queries(data_dir) for doc in held_out.get(query, {})}
+    qrels, queries, corpus, dev_abstracts = _scifact_train(data_dir)
     fillers = sorted(doc for doc in corpus if doc not in dev_abstracts)
     rows = []
     for query, docs in qrels.items():
@@ -166,12 +164,8 @@ def _scifact_late(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
             parts = [doc, *rng.sample([d for d in fillers if d not in docs], 2)]
             rng.shuffle(parts)
             texts = [corpus[d] for d in parts]
-            spans, start = [], 0
-            for text in texts:
-                spans.append((start, start + len(text)))
-                start += len(text) + 2
             document = "\n\n".join(texts)
-            marked = [mark_span(document, span) for span in spans]
+            marked = [mark_span(document, span) for span in find_spans(document, texts)]
             positive = parts.index(doc)
             rows.append(
                 TrainingRow(queries[query], marked[positive], tuple(marked[:positive] + marked[positive + 1 :]))
@@ -179,9 +173,11 @@ def _scifact_late(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
     return rows
 
 
-def _scifact_train(data_dir: Path) -> tuple[dict[str, dict[str, int]], dict[str, str], dict[str, str]]:
-    """The non-development SciFact train qrels, the claims' texts, and the corpus (``title + " " + text``) of the
-    abstracts every train claim cites."""
+def _scifact_train(
+    data_dir: Path,
+) -> tuple[dict[str, dict[str, int]], dict[str, str], dict[str, str], set[str]]:
+    """The non-development SciFact train qrels, the claims' texts, the corpus (``title + " " + text``) of the
+    abstracts every train claim cites, and the abstracts the development claims cite."""
     folder = data_dir / "retrieval" / "scifact"
     every = load_qrels(folder / "qrels" / "train.tsv")
     held_out = scifact_dev_queries(data_dir)
@@ -193,7 +189,8 @@ def _scifact_train(data_dir: Path) -> tuple[dict[str, dict[str, int]], dict[str,
         for r in read_records(folder / "corpus.jsonl", {"_id": str, "text": str})
         if r["_id"] in wanted
     }
-    return qrels, queries, corpus
+    dev_abstracts = {doc for query in held_out for doc in every.get(query, {})}
+    return qrels, queries, corpus, dev_abstracts
 
 
 def _banking77(data_dir: Path, rng: random.Random) -> list[TrainingRow]:
